@@ -1,0 +1,303 @@
+package sessionlock
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// The ledger is kept inside the lock file as a few lines of text:
+//
+//	sessionlock ledger v1
+//	holder: "cron" pid 4242 on host "gw1" since 2026-12-03T15:58:19.5Z (generation 42)
+//	data: {"generation":42,...}
+//	crc32c: 1a2b3c4d
+//
+// The first line names the format and its version. The holder line is for
+// people running cat on the lock file; it is never parsed. The data line is
+// the ledger as JSON, and the checksum line is the CRC-32C of exactly the
+// JSON bytes. Anything that fails to parse or to check is corrupt, and a
+// corrupt ledger is unknown history: it is never trusted in part.
+const (
+	ledgerHeader  = "sessionlock ledger v1"
+	ledgerVersion = 1
+
+	// maxLedgerBytes bounds what a reader accepts; an encoded ledger stays
+	// well below it because every list and string in it is bounded.
+	maxLedgerBytes = 64 << 10
+	// tenureHistory is how many closed tenures the ledger remembers, so a
+	// fence can name the co-tenants of a window of up to this many tenures.
+	tenureHistory = 32
+	// breakHistory is how many recent breaks the ledger remembers in full.
+	// The highest break generation is kept separately and never forgotten.
+	breakHistory = 8
+	// maxNameBytes bounds owner and host names stored in the ledger.
+	maxNameBytes = 64
+	// maxDetailBytes bounds the free-text detail of a break.
+	maxDetailBytes = 256
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// fpRecord is a Fingerprint as stored in the ledger.
+type fpRecord struct {
+	Exists bool   `json:"exists"`
+	Dev    uint64 `json:"dev,omitempty"`
+	Ino    uint64 `json:"ino,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+	Mtime  int64  `json:"mtime,omitempty"`
+	Ctime  int64  `json:"ctime,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+func recordOf(fp Fingerprint) *fpRecord {
+	r := &fpRecord{Exists: fp.Exists, Dev: fp.Device, Ino: fp.Inode, Size: fp.Size, Mtime: fp.ModTime, Ctime: fp.ChangeTime}
+	if fp.HasDigest {
+		r.SHA256 = hex.EncodeToString(fp.Digest[:])
+	}
+	return r
+}
+
+func (r *fpRecord) fingerprint() (Fingerprint, error) {
+	if r == nil {
+		return Fingerprint{}, errors.New("missing fingerprint")
+	}
+	fp := Fingerprint{Exists: r.Exists, Device: r.Dev, Inode: r.Ino, Size: r.Size, ModTime: r.Mtime, ChangeTime: r.Ctime}
+	if r.SHA256 != "" {
+		b, err := hex.DecodeString(r.SHA256)
+		if err != nil || len(b) != len(fp.Digest) {
+			return Fingerprint{}, errors.New("bad digest")
+		}
+		copy(fp.Digest[:], b)
+		fp.HasDigest = true
+	}
+	return fp, nil
+}
+
+// tenureRecord is one tenure: open (Released == 0) or closed.
+type tenureRecord struct {
+	Gen       uint64 `json:"gen"`
+	Owner     string `json:"owner,omitempty"`
+	PID       int    `json:"pid"`
+	Host      string `json:"host,omitempty"`
+	ProcStart int64  `json:"proc_start,omitempty"`
+	Acquired  int64  `json:"acquired"`
+	Released  int64  `json:"released,omitempty"`
+	SizeIn    int64  `json:"size_in"`
+	SizeOut   int64  `json:"size_out,omitempty"`
+	Wrote     bool   `json:"wrote,omitempty"`
+	Died      bool   `json:"died,omitempty"`
+	// AcquireFP is kept only while the tenure is open: it is the state the
+	// holder found, and the reference if the holder dies before release.
+	AcquireFP *fpRecord `json:"fp_in,omitempty"`
+}
+
+func (t *tenureRecord) holder() Holder {
+	h := Holder{Owner: t.Owner, PID: t.PID, Host: t.Host, Since: time.Unix(0, t.Acquired)}
+	if t.ProcStart != 0 {
+		h.ProcessStart = time.Unix(0, t.ProcStart)
+	}
+	return h
+}
+
+// breakRecord is a point where the chain of tenures broke.
+type breakRecord struct {
+	// Gen is the tenure that found the break; the chain broke before it.
+	Gen    uint64        `json:"gen"`
+	Cause  string        `json:"cause"`
+	Change string        `json:"change,omitempty"`
+	Before *fpRecord     `json:"before,omitempty"`
+	After  *fpRecord     `json:"after,omitempty"`
+	Dead   *tenureRecord `json:"dead,omitempty"`
+	At     int64         `json:"at"`
+	Detail string        `json:"detail,omitempty"`
+}
+
+// ledgerState is the decoded ledger.
+type ledgerState struct {
+	Version int `json:"v"`
+	// Generation is the highest generation ever opened.
+	Generation uint64 `json:"generation"`
+	// Open is the tenure currently open, or nil.
+	Open *tenureRecord `json:"open,omitempty"`
+	// LastRelease is the session file's fingerprint at the last release,
+	// made by tenure LastReleaseGen.
+	LastRelease    *fpRecord `json:"last_release,omitempty"`
+	LastReleaseGen uint64    `json:"last_release_gen,omitempty"`
+	// BreakGen is the highest generation at which a break was recorded.
+	BreakGen uint64         `json:"break_gen,omitempty"`
+	Breaks   []breakRecord  `json:"breaks,omitempty"`
+	Tenures  []tenureRecord `json:"tenures,omitempty"`
+}
+
+// encodeLedger renders s in the lock file format.
+func encodeLedger(s *ledgerState) ([]byte, error) {
+	s.Version = ledgerVersion
+	data, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.Grow(len(data) + 256)
+	b.WriteString(ledgerHeader)
+	b.WriteString("\nholder: ")
+	b.WriteString(s.summary())
+	b.WriteString("\ndata: ")
+	b.Write(data)
+	fmt.Fprintf(&b, "\ncrc32c: %08x\n", crc32.Checksum(data, castagnoli))
+	return b.Bytes(), nil
+}
+
+// summary is the human-readable holder line.
+func (s *ledgerState) summary() string {
+	if s.Open != nil {
+		h := s.Open.holder()
+		return fmt.Sprintf("%s (generation %d)", h.String(), s.Open.Gen)
+	}
+	if n := len(s.Tenures); n > 0 {
+		t := s.Tenures[n-1]
+		return fmt.Sprintf("none; generation %d released by %q pid %d at %s", t.Gen, t.Owner, t.PID,
+			time.Unix(0, t.Released).UTC().Format(time.RFC3339Nano))
+	}
+	return fmt.Sprintf("none; generation %d", s.Generation)
+}
+
+// corruptLedgerError says why a ledger could not be trusted.
+type corruptLedgerError struct{ why string }
+
+func (e *corruptLedgerError) Error() string { return "corrupt ledger: " + e.why }
+
+func corrupt(format string, args ...any) error {
+	return &corruptLedgerError{why: fmt.Sprintf(format, args...)}
+}
+
+// errEmptyLedger marks a lock file with no ledger at all: first use, or a
+// lock file created by a tool that does not keep one.
+var errEmptyLedger = errors.New("no ledger in the lock file")
+
+// decodeLedger parses and verifies a ledger. It never panics; any defect is
+// reported as an error and the caller treats the history as unknown.
+func decodeLedger(raw []byte) (*ledgerState, error) {
+	if len(bytes.TrimSpace(bytes.Trim(raw, "\x00"))) == 0 {
+		return nil, errEmptyLedger
+	}
+	if len(raw) > maxLedgerBytes {
+		return nil, corrupt("%d bytes, more than the %d a ledger may use", len(raw), maxLedgerBytes)
+	}
+	text := string(raw)
+	header, rest, ok := strings.Cut(text, "\n")
+	if !ok {
+		return nil, corrupt("truncated after the header")
+	}
+	if header != ledgerHeader {
+		if strings.HasPrefix(header, "sessionlock ledger v") {
+			return nil, corrupt("unsupported format %q", header)
+		}
+		return nil, corrupt("no ledger header")
+	}
+
+	var data, sum string
+	var haveData, haveSum bool
+	for !haveSum {
+		var line string
+		line, rest, ok = strings.Cut(rest, "\n")
+		if !ok {
+			return nil, corrupt("truncated: no complete checksum line")
+		}
+		switch {
+		case strings.HasPrefix(line, "holder: "):
+		case strings.HasPrefix(line, "data: ") && !haveData:
+			data, haveData = strings.TrimPrefix(line, "data: "), true
+		case strings.HasPrefix(line, "crc32c: ") && haveData:
+			sum, haveSum = strings.TrimPrefix(line, "crc32c: "), true
+		default:
+			return nil, corrupt("unexpected line %.40q", line)
+		}
+	}
+	want, err := strconv.ParseUint(sum, 16, 32)
+	if err != nil || len(sum) != 8 {
+		return nil, corrupt("bad checksum field %.20q", sum)
+	}
+	if got := crc32.Checksum([]byte(data), castagnoli); uint32(want) != got {
+		return nil, corrupt("checksum mismatch: recorded %08x, computed %08x", want, got)
+	}
+
+	var s ledgerState
+	if err := json.Unmarshal([]byte(data), &s); err != nil {
+		return nil, corrupt("data: %v", err)
+	}
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// validate checks the invariants a well-formed ledger keeps, so that a
+// ledger whose checksum happens to match garbage is still refused.
+func (s *ledgerState) validate() error {
+	if s.Version != ledgerVersion {
+		return corrupt("data version %d", s.Version)
+	}
+	if s.Generation == 0 {
+		return corrupt("generation 0")
+	}
+	if len(s.Tenures) > tenureHistory || len(s.Breaks) > breakHistory {
+		return corrupt("history longer than allowed")
+	}
+	if s.Open != nil && (s.Open.Gen != s.Generation || s.Open.AcquireFP == nil) {
+		return corrupt("open tenure %d does not match generation %d", s.Open.Gen, s.Generation)
+	}
+	if s.Open == nil && s.LastRelease == nil {
+		return corrupt("neither an open tenure nor a last release")
+	}
+	if s.LastReleaseGen > s.Generation || s.BreakGen > s.Generation {
+		return corrupt("generations beyond the current one")
+	}
+	for _, fr := range []*fpRecord{s.LastRelease, openFP(s.Open)} {
+		if fr != nil {
+			if _, err := fr.fingerprint(); err != nil {
+				return corrupt("fingerprint: %v", err)
+			}
+		}
+	}
+	prev := uint64(0)
+	for _, t := range s.Tenures {
+		if t.Gen <= prev || t.Gen > s.Generation {
+			return corrupt("tenure history out of order")
+		}
+		prev = t.Gen
+	}
+	for _, b := range s.Breaks {
+		if b.Gen > s.BreakGen || parseCause(b.Cause) == 0 {
+			return corrupt("bad break record")
+		}
+	}
+	return nil
+}
+
+func openFP(t *tenureRecord) *fpRecord {
+	if t == nil {
+		return nil
+	}
+	return t.AcquireFP
+}
+
+// clip shortens s to at most n bytes on a rune boundary and replaces
+// invalid UTF-8, so names stay bounded and printable in the ledger.
+func clip(s string, n int) string {
+	s = strings.ToValidUTF8(s, "?")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

@@ -1,0 +1,429 @@
+package sessionlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gofrs/flock"
+)
+
+// Polling bounds for the cross-process wait. A blocked flock(2) cannot be
+// interrupted from Go, so a waiter whose context may end polls the lock with
+// a non-blocking attempt, backing off from pollMin to pollMax.
+const (
+	pollMin = 500 * time.Microsecond
+	pollMax = 25 * time.Millisecond
+)
+
+// lockFileMode is the permission for a new lock file, before the umask.
+// Cooperating processes of other users need to write the ledger too.
+const lockFileMode = 0o666
+
+// Option configures AcquireSessionWriteLock.
+type Option func(*options)
+
+type options struct {
+	owner  string
+	logger *slog.Logger
+}
+
+// WithOwner names the holder, for diagnostics: "controller", "heartbeat",
+// "cron". The name is stored in the ledger (clipped to 64 bytes) and shown
+// to anyone who waits for the lock or inspects it.
+func WithOwner(name string) Option {
+	return func(o *options) { o.owner = clip(name, maxNameBytes) }
+}
+
+// WithLogger sends diagnostics (tenures opened and closed, breaks found) to
+// logger. Without it, or with a nil logger, the library logs nothing.
+func WithLogger(logger *slog.Logger) Option {
+	return func(o *options) { o.logger = logger }
+}
+
+func (o *options) log(level slog.Level, msg string, args ...any) {
+	if o.logger != nil {
+		o.logger.Log(context.Background(), level, msg, args...)
+	}
+}
+
+// Lock is one tenure of the exclusive write lock on a session file. It is
+// created by AcquireSessionWriteLock and ends with Release. Its methods are
+// safe for concurrent use, but the tenure belongs to one logical writer: the
+// lock excludes other holders, not other goroutines that share the *Lock.
+type Lock struct {
+	mu          sync.Mutex
+	opts        options
+	sessionFile string
+	lockPath    string
+	fl          *flock.Flock
+	f           *os.File // the lock file, for ledger reads and writes
+	state       *ledgerState
+	ledgerLen   int
+	gen         uint64
+	acquired    Fingerprint
+	fine        bool // the file system's timestamps show every change
+	released    bool
+}
+
+// AcquireSessionWriteLock blocks until the calling goroutine holds the
+// exclusive write lock for sessionFile, or ctx ends.
+//
+// The session file need not exist; its directory must. The lock file is
+// <canonical session path>.lock, created on first use and never removed by
+// this package. Goroutines of one process are served in arrival order;
+// other processes are excluded with flock(2) (LockFileEx on Windows), so
+// util-linux flock(1) on the same lock file excludes and is excluded.
+//
+// Acquiring opens a tenure: it checks that the session file is as the last
+// tenure left it, records a break in the ledger if not, and takes the next
+// generation (see Lock.Epoch).
+//
+// If ctx ends first, the error is a *WaitError that wraps ctx.Err() and
+// names the current holder. Bad input returns a *fs.PathError wrapping
+// ErrInvalidPath or ErrLockFileNotRegular, and nothing is created.
+func AcquireSessionWriteLock(ctx context.Context, sessionFile string, opts ...Option) (*Lock, error) {
+	var o options
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	canon, err := canonicalize("acquire", sessionFile)
+	if err != nil {
+		return nil, err
+	}
+	return acquire(ctx, canon, o)
+}
+
+func acquire(ctx context.Context, canon string, o options) (*Lock, error) {
+	lockPath := canon + lockSuffix
+	if err := checkLockFile("acquire", lockPath); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, waitError(canon, lockPath, err)
+	}
+
+	if err := takeTurn(ctx, canon); err != nil {
+		return nil, waitError(canon, lockPath, err)
+	}
+	l := &Lock{opts: o, sessionFile: canon, lockPath: lockPath}
+	if err := l.lockFile(ctx); err != nil {
+		giveTurn(canon)
+		return nil, err
+	}
+	if err := l.open(); err != nil {
+		l.f.Close()
+		_ = l.fl.Unlock()
+		giveTurn(canon)
+		return nil, err
+	}
+	return l, nil
+}
+
+// lockFile takes the cross-process lock on the lock file and makes sure the
+// locked file is the one at the path: if someone removed or replaced it
+// between our open and our lock, the lock guards nothing and we retry.
+func (l *Lock) lockFile(ctx context.Context) error {
+	delay := pollMin
+	var timer *time.Timer
+	for {
+		fl := flock.New(l.lockPath, flock.SetFlag(os.O_CREATE|os.O_RDWR|oNoFollow), flock.SetPermissions(lockFileMode))
+		ok, err := fl.TryLock()
+		if err != nil {
+			return l.openError(err)
+		}
+		if ok {
+			f, same, err := l.verifyLocked(fl)
+			if err != nil {
+				_ = fl.Unlock()
+				return err
+			}
+			if same {
+				l.fl, l.f = fl, f
+				return nil
+			}
+			_ = fl.Unlock()
+			l.opts.log(slog.LevelDebug, "sessionlock: lock file replaced while locking; retrying", "lock", l.lockPath)
+			continue
+		}
+
+		if timer == nil {
+			timer = time.NewTimer(delay)
+			defer timer.Stop()
+		} else {
+			timer.Reset(delay)
+		}
+		select {
+		case <-ctx.Done():
+			return waitError(l.sessionFile, l.lockPath, ctx.Err())
+		case <-timer.C:
+		}
+		delay = min(delay*2, pollMax)
+	}
+}
+
+// verifyLocked opens the lock file at its path for ledger I/O and reports
+// whether it is the file fl locked.
+func (l *Lock) verifyLocked(fl *flock.Flock) (*os.File, bool, error) {
+	locked, err := fl.Stat()
+	if err != nil {
+		return nil, false, &fs.PathError{Op: "acquire", Path: l.lockPath, Err: unwrapPathError(err)}
+	}
+	f, err := os.OpenFile(l.lockPath, os.O_RDWR|oNoFollow, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, l.openError(err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, false, &fs.PathError{Op: "acquire", Path: l.lockPath, Err: unwrapPathError(err)}
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, false, &fs.PathError{Op: "acquire", Path: l.lockPath, Err: fmt.Errorf("%w: it is a %s", ErrLockFileNotRegular, describeType(st.Mode()))}
+	}
+	if !os.SameFile(locked, st) {
+		f.Close()
+		return nil, false, nil
+	}
+	return f, true, nil
+}
+
+// openError turns a failure to open the lock file into a clear error: a
+// lock path that turned into a symbolic link or another non-regular file
+// reports that; anything else (permission, read-only file system) is
+// reported as the operating system said it.
+func (l *Lock) openError(err error) error {
+	if cerr := checkLockFile("acquire", l.lockPath); cerr != nil {
+		return cerr
+	}
+	return &fs.PathError{Op: "acquire", Path: l.lockPath, Err: fmt.Errorf("cannot open lock file: %w", unwrapPathError(err))}
+}
+
+// open runs steps 2 and 3 of the protocol with the file lock held: read the
+// ledger, check continuity, open the tenure in the ledger.
+func (l *Lock) open() error {
+	raw, err := readLedgerBytes(l.f)
+	if err != nil {
+		return &fs.PathError{Op: "acquire", Path: l.lockPath, Err: fmt.Errorf("reading ledger: %w", err)}
+	}
+	l.ledgerLen = len(raw)
+	l.fine = fineTimestamps(filepath.Dir(l.sessionFile))
+
+	cur, err := statFingerprint(l.sessionFile)
+	if err != nil {
+		return err
+	}
+	c := continuity{known: true, cur: cur}
+	state, derr := decodeLedger(raw)
+	if derr != nil {
+		c.known, c.why = false, derr.Error()
+		state = &ledgerState{}
+	} else {
+		c.ref = state.reference()
+		c.change = c.ref.ChangeTo(cur)
+		if c.change == Unchanged && c.ref.HasDigest && cur.Exists {
+			// The reference was taken while the timestamps could not yet
+			// show a change (the racy case), so equal stat proves nothing:
+			// compare content.
+			if c.cur, err = withDigest(l.sessionFile, cur); err != nil {
+				return err
+			}
+			c.change = c.ref.ChangeTo(c.cur)
+		}
+	}
+
+	me := self
+	me.Owner = l.opts.owner
+	now := time.Now()
+	l.gen = state.begin(c, me, now)
+	l.state = state
+	l.acquired = c.cur
+	if err := l.writeLedger(); err != nil {
+		return err
+	}
+
+	if !c.known {
+		l.opts.log(slog.LevelWarn, "sessionlock: unknown history; ledger rewritten", "session", l.sessionFile, "reason", c.why, "generation", l.gen)
+	} else if b := state.firstBreakAfter(l.gen - 1); b != nil {
+		l.opts.log(slog.LevelWarn, "sessionlock: chain broken", "session", l.sessionFile, "cause", b.Cause, "change", b.Change, "generation", l.gen)
+	}
+	l.opts.log(slog.LevelDebug, "sessionlock: tenure opened", "session", l.sessionFile, "generation", l.gen, "owner", l.opts.owner)
+	return nil
+}
+
+func readLedgerBytes(f *os.File) ([]byte, error) {
+	buf := make([]byte, 0, 4096)
+	r := io.NewSectionReader(f, ledgerOffset, maxLedgerBytes+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// writeLedger stores l.state in the lock file. The file is rewritten in
+// place and then cut to the new length, so a reader never sees two ledgers
+// mixed; a torn write (a crash mid-call) fails the checksum and reads as
+// unknown history, which is safe.
+func (l *Lock) writeLedger() error {
+	buf, err := encodeLedger(l.state)
+	if err != nil {
+		return &fs.PathError{Op: "write ledger", Path: l.lockPath, Err: err}
+	}
+	if _, err := l.f.WriteAt(buf, ledgerOffset); err != nil {
+		return &fs.PathError{Op: "write ledger", Path: l.lockPath, Err: unwrapPathError(err)}
+	}
+	if len(buf) < l.ledgerLen {
+		if err := l.f.Truncate(ledgerOffset + int64(len(buf))); err != nil {
+			return &fs.PathError{Op: "write ledger", Path: l.lockPath, Err: unwrapPathError(err)}
+		}
+	}
+	l.ledgerLen = len(buf)
+	return nil
+}
+
+// Epoch returns this tenure's generation. Generations grow by one with each
+// tenure of a session file, in every process that uses this package, for as
+// long as the ledger in the lock file is intact; after a loss of the ledger
+// they continue above every generation this process has seen, and the loss
+// is recorded as a break.
+func (l *Lock) Epoch() uint64 { return l.gen }
+
+// SessionFile returns the canonical path of the session file.
+func (l *Lock) SessionFile() string { return l.sessionFile }
+
+// LockFile returns the path of the lock file that holds the ledger.
+func (l *Lock) LockFile() string { return l.lockPath }
+
+// Release ends the tenure: it records the session file's fingerprint in the
+// ledger, closes the tenure there, and unlocks. It is safe to call more than
+// once; calls after the first do nothing and return nil.
+//
+// The lock is released even when Release returns an error. An error
+// wrapping ErrLockLost means the lock file was removed or replaced during
+// the tenure, so another process may have held a lock at the same time.
+func (l *Lock) Release() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.released {
+		return nil
+	}
+	l.released = true
+	defer giveTurn(l.sessionFile)
+	defer l.fl.Unlock()
+	defer l.f.Close()
+
+	if err := l.checkStillLocked("release"); err != nil {
+		return err
+	}
+	fp, err := statFingerprint(l.sessionFile)
+	if err != nil {
+		// Leave the tenure open in the ledger: the next acquirer treats it
+		// like a holder that died, which is the safe reading.
+		return err
+	}
+	l.state.end(fp, time.Now())
+	if err := l.writeLedger(); err != nil {
+		return err
+	}
+	if !l.fine && fp.Exists {
+		if err := l.settleRacy(fp); err != nil {
+			return err
+		}
+	}
+	l.opts.log(slog.LevelDebug, "sessionlock: tenure closed", "session", l.sessionFile, "generation", l.gen)
+	return nil
+}
+
+// settleRacy applies the racy rule to the release snapshot on a file system
+// whose timestamps can miss a change. The ledger write just made gives the
+// lock file a timestamp from the same file system clock, taken after the
+// snapshot. If that timestamp is not later than the session file's, a
+// change made now could leave the session file's stat unchanged, so the
+// snapshot is backed with a content digest instead.
+func (l *Lock) settleRacy(fp Fingerprint) error {
+	st, err := l.f.Stat()
+	if err != nil {
+		return &fs.PathError{Op: "release", Path: l.lockPath, Err: unwrapPathError(err)}
+	}
+	ref := fingerprintFromInfo(l.lockPath, st)
+	clock := max(ref.ModTime, ref.ChangeTime)
+	if clock > fp.ModTime && clock > fp.ChangeTime {
+		return nil
+	}
+	digested, err := withDigest(l.sessionFile, fp)
+	if err != nil {
+		return err
+	}
+	l.state.LastRelease = recordOf(digested)
+	return l.writeLedger()
+}
+
+// checkStillLocked reports ErrLockLost if the lock file at the path is no
+// longer the file this tenure locked.
+func (l *Lock) checkStillLocked(op string) error {
+	held, err := l.f.Stat()
+	if err != nil {
+		return &fs.PathError{Op: op, Path: l.lockPath, Err: unwrapPathError(err)}
+	}
+	cur, err := os.Lstat(l.lockPath)
+	if err != nil || !os.SameFile(held, cur) {
+		l.opts.log(slog.LevelError, "sessionlock: lock file removed or replaced during tenure", "lock", l.lockPath, "generation", l.gen)
+		return &fs.PathError{Op: op, Path: l.lockPath, Err: ErrLockLost}
+	}
+	return nil
+}
+
+// waitError builds the error for a wait cut short by its context, naming
+// the holder that the ledger shows.
+func waitError(sessionFile, lockPath string, err error) error {
+	we := &WaitError{SessionFile: sessionFile, Err: err}
+	if s := readLedgerFile(lockPath); s != nil && s.Open != nil {
+		h := s.Open.holder()
+		we.Holder, we.Generation = &h, s.Open.Gen
+	}
+	return we
+}
+
+// readLedgerFile reads the ledger without taking the lock, for diagnostics
+// only. It returns nil when there is no readable ledger.
+func readLedgerFile(lockPath string) *ledgerState {
+	if checkLockFile("read", lockPath) != nil {
+		return nil
+	}
+	f, err := os.OpenFile(lockPath, os.O_RDONLY|oNoFollow, 0)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	raw, err := readLedgerBytes(f)
+	if err != nil {
+		return nil
+	}
+	s, err := decodeLedger(raw)
+	if err != nil {
+		return nil
+	}
+	return s
+}

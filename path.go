@@ -1,0 +1,127 @@
+package sessionlock
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// lockSuffix is appended to the canonical session path to name its lock file.
+const lockSuffix = ".lock"
+
+// maxSymlinkHops bounds how many symbolic links a session path may pass
+// through before it is rejected as a loop.
+const maxSymlinkHops = 40
+
+// CanonicalPath returns the path that the library uses for sessionFile: an
+// absolute path with every symbolic link resolved, in its directory and in
+// the final element (even a link whose target does not exist yet). Two
+// spellings of one file give the same canonical path and so share one lock.
+//
+// The session file need not exist, but its directory must. CanonicalPath
+// creates nothing. Errors are *fs.PathError values wrapping ErrInvalidPath
+// or the operating system's error.
+func CanonicalPath(sessionFile string) (string, error) {
+	return canonicalize("canonicalize", sessionFile)
+}
+
+func canonicalize(op, sessionFile string) (string, error) {
+	invalid := func(why string) error {
+		return &fs.PathError{Op: op, Path: sessionFile, Err: fmt.Errorf("%w: %s", ErrInvalidPath, why)}
+	}
+	if sessionFile == "" {
+		return "", invalid("empty path")
+	}
+	if strings.IndexByte(sessionFile, 0) >= 0 {
+		return "", invalid("path contains a NUL byte")
+	}
+	if strings.HasSuffix(sessionFile, string(filepath.Separator)) || strings.HasSuffix(sessionFile, "/") {
+		return "", invalid("path ends in a separator, so it names a directory")
+	}
+
+	p, err := filepath.Abs(sessionFile)
+	if err != nil {
+		return "", &fs.PathError{Op: op, Path: sessionFile, Err: err}
+	}
+
+	for hops := 0; ; hops++ {
+		if hops > maxSymlinkHops {
+			return "", invalid("too many levels of symbolic links")
+		}
+		dir, base := filepath.Split(p)
+		if base == "" || base == "." || base == ".." {
+			return "", invalid("path names a directory")
+		}
+		realDir, err := filepath.EvalSymlinks(dir)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return "", invalid("directory " + dir + " does not exist")
+			}
+			return "", &fs.PathError{Op: op, Path: sessionFile, Err: err}
+		}
+		if st, err := os.Stat(realDir); err != nil {
+			return "", &fs.PathError{Op: op, Path: sessionFile, Err: err}
+		} else if !st.IsDir() {
+			return "", invalid(dir + " is not a directory")
+		}
+		p = filepath.Join(realDir, base)
+
+		st, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return p, nil
+		case err != nil:
+			return "", &fs.PathError{Op: op, Path: sessionFile, Err: err}
+		case st.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return "", &fs.PathError{Op: op, Path: sessionFile, Err: err}
+			}
+			if !filepath.IsAbs(target) {
+				target = filepath.Join(realDir, target)
+			}
+			p = filepath.Clean(target)
+		case st.IsDir():
+			return "", invalid("path is a directory")
+		case !st.Mode().IsRegular():
+			return "", invalid("path is not a regular file (" + st.Mode().Type().String() + ")")
+		default:
+			return p, nil
+		}
+	}
+}
+
+// checkLockFile reports whether an existing lock file at lockPath is safe to
+// open: it must be a regular file, never a symbolic link. A missing lock file
+// is fine; it will be created.
+func checkLockFile(op, lockPath string) error {
+	st, err := os.Lstat(lockPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return &fs.PathError{Op: op, Path: lockPath, Err: err}
+	case st.Mode()&fs.ModeSymlink != 0:
+		return &fs.PathError{Op: op, Path: lockPath, Err: fmt.Errorf("%w: it is a symbolic link", ErrLockFileNotRegular)}
+	case !st.Mode().IsRegular():
+		return &fs.PathError{Op: op, Path: lockPath, Err: fmt.Errorf("%w: it is a %s", ErrLockFileNotRegular, describeType(st.Mode()))}
+	}
+	return nil
+}
+
+func describeType(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "non-regular file (" + m.Type().String() + ")"
+}

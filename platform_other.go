@@ -1,0 +1,7 @@
+//go:build !unix && !windows
+
+package sessionlock
+
+const oNoFollow = 0
+
+const ledgerOffset = 0

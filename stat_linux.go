@@ -1,0 +1,16 @@
+package sessionlock
+
+import (
+	"io/fs"
+	"syscall"
+)
+
+func fingerprintFromInfo(_ string, st fs.FileInfo) Fingerprint {
+	fp := Fingerprint{Exists: true, Size: st.Size(), ModTime: st.ModTime().UnixNano()}
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		fp.Device = uint64(s.Dev)
+		fp.Inode = uint64(s.Ino)
+		fp.ChangeTime = s.Ctim.Sec*1e9 + s.Ctim.Nsec
+	}
+	return fp
+}
