@@ -129,6 +129,10 @@ func acquire(ctx context.Context, canon string, o options) (*Lock, error) {
 	return l, nil
 }
 
+// testHookLocked, when set by a test, runs right after the file lock is
+// taken and before the locked file is compared with the one at the path.
+var testHookLocked func(lockPath string)
+
 // lockFile takes the cross-process lock on the lock file and makes sure the
 // locked file is the one at the path: if someone removed or replaced it
 // between our open and our lock, the lock guards nothing and we retry.
@@ -142,6 +146,9 @@ func (l *Lock) lockFile(ctx context.Context) error {
 			return l.openError(err)
 		}
 		if ok {
+			if testHookLocked != nil {
+				testHookLocked(l.lockPath)
+			}
 			f, same, err := l.verifyLocked(fl)
 			if err != nil {
 				_ = fl.Unlock()

@@ -55,15 +55,20 @@ func canonicalize(op, sessionFile string) (string, error) {
 		if base == "" || base == "." || base == ".." {
 			return "", invalid("path names a directory")
 		}
+		dir = filepath.Clean(dir)
 		realDir, err := filepath.EvalSymlinks(dir)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
+			st, serr := os.Stat(dir)
+			switch {
+			case errors.Is(serr, fs.ErrNotExist):
 				return "", invalid("directory " + dir + " does not exist")
+			case serr == nil && !st.IsDir():
+				return "", invalid(dir + " is not a directory")
 			}
-			return "", &fs.PathError{Op: op, Path: sessionFile, Err: err}
+			return "", &fs.PathError{Op: op, Path: sessionFile, Err: unwrapPathError(err)}
 		}
 		if st, err := os.Stat(realDir); err != nil {
-			return "", &fs.PathError{Op: op, Path: sessionFile, Err: err}
+			return "", &fs.PathError{Op: op, Path: sessionFile, Err: unwrapPathError(err)}
 		} else if !st.IsDir() {
 			return "", invalid(dir + " is not a directory")
 		}

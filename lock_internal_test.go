@@ -1,0 +1,231 @@
+package sessionlock
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// queuePollInterval is how often a test checks that a goroutine has joined
+// the in-process queue.
+const queuePollInterval = 200 * time.Microsecond
+
+// waitersOf returns how many goroutines wait in the in-process queue for key.
+func waitersOf(key string) int {
+	queuesMu.Lock()
+	defer queuesMu.Unlock()
+	if q := queues[key]; q != nil {
+		return len(q.waiters)
+	}
+	return 0
+}
+
+// waitForWaiters blocks until n goroutines wait for key.
+func waitForWaiters(t *testing.T, key string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for waitersOf(key) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("expected %d waiters, have %d", n, waitersOf(key))
+		}
+		time.Sleep(queuePollInterval)
+	}
+}
+
+func TestGoroutinesAreServedInArrivalOrder(t *testing.T) {
+	const n = 8
+	p := filepath.Join(t.TempDir(), "s.jsonl")
+	ctx := context.Background()
+
+	first, err := AcquireSessionWriteLock(ctx, p)
+	require.NoError(t, err)
+
+	// order is guarded only by the session lock: the race detector checks
+	// that each hand-off orders one holder's writes before the next's.
+	var order []int
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l, err := AcquireSessionWriteLock(ctx, p)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			order = append(order, i)
+			if err := l.Release(); err != nil {
+				t.Error(err)
+			}
+		}()
+		waitForWaiters(t, first.SessionFile(), i+1)
+	}
+	require.NoError(t, first.Release())
+	wg.Wait()
+
+	want := make([]int, n)
+	for i := range want {
+		want[i] = i
+	}
+	require.Equal(t, want, order)
+	require.Zero(t, waitersOf(first.SessionFile()))
+	queuesMu.Lock()
+	_, left := queues[first.SessionFile()]
+	queuesMu.Unlock()
+	require.False(t, left, "an idle session must leave no queue behind")
+}
+
+func TestCancelledWaiterLeavesQueueAndOthersKeepOrder(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "s.jsonl")
+	ctx := context.Background()
+	holder, err := AcquireSessionWriteLock(ctx, p, WithOwner("controller"))
+	require.NoError(t, err)
+	key := holder.SessionFile()
+
+	var order []string
+	done := make(chan struct{}, 2)
+	start := func(name string) {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			l, err := AcquireSessionWriteLock(ctx, p)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			order = append(order, name)
+			_ = l.Release()
+		}()
+	}
+
+	start("a")
+	waitForWaiters(t, key, 1)
+	cctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := AcquireSessionWriteLock(cctx, p)
+		errc <- err
+	}()
+	waitForWaiters(t, key, 2)
+	start("c")
+	waitForWaiters(t, key, 3)
+
+	cancel()
+	err = <-errc
+	require.ErrorIs(t, err, context.Canceled)
+	var we *WaitError
+	require.ErrorAs(t, err, &we)
+	require.NotNil(t, we.Holder, "the holder is in the ledger")
+	require.Equal(t, "controller", we.Holder.Owner)
+	require.Equal(t, os.Getpid(), we.Holder.PID)
+	require.Contains(t, err.Error(), `"controller"`)
+	waitForWaiters(t, key, 2)
+
+	require.NoError(t, holder.Release())
+	<-done
+	<-done
+	require.Equal(t, []string{"a", "c"}, order)
+}
+
+func TestLockFileReplacedBeforeVerificationIsRetried(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "s.jsonl")
+	ctx := context.Background()
+	l, err := AcquireSessionWriteLock(ctx, p)
+	require.NoError(t, err)
+	require.NoError(t, l.Release())
+	lockPath := l.LockFile()
+
+	calls := 0
+	testHookLocked = func(string) {
+		calls++
+		if calls == 1 {
+			// Someone replaces the lock file after our open and flock:
+			// the locked inode is no longer at the path.
+			tmp := lockPath + ".new"
+			require.NoError(t, os.WriteFile(tmp, nil, 0o644))
+			require.NoError(t, os.Rename(tmp, lockPath))
+		}
+	}
+	t.Cleanup(func() { testHookLocked = nil })
+
+	l2, err := AcquireSessionWriteLock(ctx, p)
+	require.NoError(t, err)
+	require.Equal(t, 2, calls, "the first lock guarded a replaced file and must be retried")
+	held, err := l2.f.Stat()
+	require.NoError(t, err)
+	atPath, err := os.Lstat(lockPath)
+	require.NoError(t, err)
+	require.True(t, os.SameFile(held, atPath), "the held lock file is the one at the path")
+	require.NoError(t, l2.Release())
+}
+
+func TestLedgerRoundTrip(t *testing.T) {
+	s := &ledgerState{}
+	fp := Fingerprint{Exists: true, Device: 1, Inode: 2, Size: 3, ModTime: 4, ChangeTime: 5, HasDigest: true}
+	fp.Digest[0] = 0xab
+	me := self
+	me.Owner = "owner with \"quotes\"\nand a newline"
+	g := s.begin(continuity{known: true, ref: fp, cur: fp, change: Unchanged}, me, time.Unix(100, 0))
+	require.Equal(t, uint64(1), g)
+	s.end(fp, time.Unix(101, 0))
+
+	raw, err := encodeLedger(s)
+	require.NoError(t, err)
+	got, err := decodeLedger(raw)
+	require.NoError(t, err)
+	require.Equal(t, s, got)
+	back, err := got.LastRelease.fingerprint()
+	require.NoError(t, err)
+	require.True(t, back.Equal(fp))
+	require.Equal(t, fp.Digest, back.Digest)
+}
+
+func TestLedgerDecoderRejectsEveryTruncationAndBitFlip(t *testing.T) {
+	s := &ledgerState{}
+	fp := Fingerprint{Exists: true, Size: 10}
+	for i := 0; i < 40; i++ {
+		s.begin(continuity{known: true, ref: fp, cur: fp, change: Unchanged}, self, time.Unix(int64(i), 0))
+		s.end(fp, time.Unix(int64(i), 1))
+	}
+	raw, err := encodeLedger(s)
+	require.NoError(t, err)
+	require.Len(t, s.Tenures, tenureHistory, "the tenure history is bounded")
+
+	for n := 0; n < len(raw)-1; n++ {
+		if _, err := decodeLedger(raw[:n]); err == nil {
+			t.Fatalf("a ledger cut to %d of %d bytes was accepted", n, len(raw))
+		}
+	}
+	for i := range raw {
+		for _, bit := range []byte{0x01, 0x20, 0x80} {
+			b := append([]byte(nil), raw...)
+			b[i] ^= bit
+			got, err := decodeLedger(b)
+			if err == nil && !equalLedger(got, s) {
+				t.Fatalf("flipping bit %#x of byte %d gave a different ledger that decoded", bit, i)
+			}
+		}
+	}
+}
+
+// equalLedger tolerates differences that cannot change a verdict: only the
+// human-readable holder line is outside the checksum.
+func equalLedger(a, b *ledgerState) bool {
+	ra, _ := encodeLedger(a)
+	rb, _ := encodeLedger(b)
+	return string(ra) == string(rb)
+}
+
+func TestCorruptLedgerErrorsAreTyped(t *testing.T) {
+	for _, raw := range []string{"", "\x00\x00", "garbage", ledgerHeader + "\n", ledgerHeader + "\ndata: {}\ncrc32c: 00000000\n"} {
+		_, err := decodeLedger([]byte(raw))
+		require.Error(t, err)
+		var ce *corruptLedgerError
+		require.True(t, errors.As(err, &ce) || errors.Is(err, errEmptyLedger), "%q: %v", raw, err)
+	}
+}
