@@ -60,6 +60,9 @@ const (
 	// CauseLockLost: a holder found at release that its lock file had been
 	// removed or replaced, so another writer may have held a second lock.
 	CauseLockLost
+	// CauseIntrusion: during a tenure that wrote only through Lock.Append,
+	// the session file changed in a way those appends did not make.
+	CauseIntrusion
 )
 
 var causeNames = [...]string{
@@ -68,6 +71,7 @@ var causeNames = [...]string{
 	CauseUnknownHistory:      "unknown-history",
 	CauseGenerationRegressed: "generation-regressed",
 	CauseLockLost:            "lock-lost",
+	CauseIntrusion:           "intrusion",
 }
 
 // String returns a short stable name such as "bypass" or "holder-died".
@@ -130,7 +134,8 @@ type TakeoverError struct {
 	// takeover.
 	Released, Reacquired uint64
 	// BreakGeneration is the tenure that found the break: the chain broke
-	// between BreakGeneration-1 and BreakGeneration.
+	// between BreakGeneration-1 and BreakGeneration. For CauseIntrusion it
+	// is the tenure during which the intruding change was made.
 	BreakGeneration uint64
 	// DeadHolder is the holder whose tenure was never closed, when Cause is
 	// CauseHolderDied.
@@ -146,7 +151,10 @@ func (e *TakeoverError) Error() string {
 	if e.Change != Unchanged && e.Change != 0 {
 		fmt.Fprintf(&b, ", file %s", e.Change)
 	}
-	if e.BreakGeneration > 0 {
+	switch {
+	case e.Cause == CauseIntrusion:
+		fmt.Fprintf(&b, " during generation %d", e.BreakGeneration)
+	case e.BreakGeneration > 0:
 		fmt.Fprintf(&b, " between generations %d and %d", e.BreakGeneration-1, e.BreakGeneration)
 	}
 	if e.DeadHolder != nil {

@@ -122,6 +122,10 @@ func (pf *PromptFence) ReleaseForPrompt() error {
 	}
 
 	l := pf.lock
+	if te := pf.ownIntrusion(l); te != nil {
+		pf.takeover = te
+		return te
+	}
 	pf.lock = nil
 	err := l.Release()
 	pf.released = true
@@ -211,6 +215,28 @@ func (pf *PromptFence) verdict(l *Lock) *TakeoverError {
 		return te
 	}
 	return nil
+}
+
+// ownIntrusion reports a change made during the fence's own tenure that
+// the tenure's appends did not make (see Lock.Append).
+func (pf *PromptFence) ownIntrusion(l *Lock) *TakeoverError {
+	l.mu.Lock()
+	if l.expect != nil {
+		cur, err := statFingerprint(l.sessionFile)
+		if err == nil {
+			l.noteIntrusion(*l.expect, cur)
+		}
+	}
+	b := l.intrusion
+	l.mu.Unlock()
+	if b == nil {
+		return nil
+	}
+	te := &TakeoverError{SessionFile: pf.canon, Cause: CauseIntrusion, Change: parseChange(b.Change),
+		Released: l.gen, Reacquired: l.gen, BreakGeneration: l.gen, Detail: b.Detail}
+	te.Before, _ = b.Before.fingerprint()
+	te.After, _ = b.After.fingerprint()
+	return te
 }
 
 // Window reports the tenures of the last window that Reacquire accepted.

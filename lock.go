@@ -71,6 +71,12 @@ type Lock struct {
 	acquired    Fingerprint
 	fine        bool // the file system's timestamps show every change
 	released    bool
+
+	// expect is the session file's state after this tenure's last Append,
+	// and intrusion the first change that Append did not make; both stay
+	// nil for tenures that do not use Append.
+	expect    *Fingerprint
+	intrusion *breakRecord
 }
 
 // AcquireSessionWriteLock blocks until the calling goroutine holds the
@@ -349,6 +355,14 @@ func (l *Lock) Release() error {
 		// Leave the tenure open in the ledger: the next acquirer treats it
 		// like a holder that died, which is the safe reading.
 		return err
+	}
+	if l.expect != nil {
+		l.noteIntrusion(*l.expect, fp)
+	}
+	if l.intrusion != nil {
+		l.state.addBreak(*l.intrusion)
+		l.opts.log(slog.LevelWarn, "sessionlock: session file changed during tenure outside Append",
+			"session", l.sessionFile, "generation", l.gen, "change", l.intrusion.Change)
 	}
 	l.state.end(fp, time.Now())
 	if err := l.writeLedger(); err != nil {
