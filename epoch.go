@@ -65,8 +65,15 @@ func (s *ledgerState) begin(c continuity, me tenureRecord, now time.Time) uint64
 		dead.SizeOut = c.cur.Size
 		dead.Wrote = c.change != Unchanged
 		s.addTenure(dead)
-		s.addBreak(breakRecord{Gen: gen, Cause: CauseHolderDied.String(), Change: c.change.String(),
-			Before: recordOf(c.ref), After: recordOf(c.cur), Dead: &dead, At: now.UnixNano()})
+		// A holder that died without changing the file broke nothing: the
+		// window stays trusted and lists the dead tenure. If the file did
+		// change, the dead holder's writes may be incomplete, and the break
+		// names it.
+		if c.change != Unchanged {
+			s.addBreak(breakRecord{Gen: gen, Cause: CauseHolderDied.String(), Change: c.change.String(),
+				Before: recordOf(c.ref), After: recordOf(c.cur), Dead: &dead, At: now.UnixNano(),
+				Detail: "the holder died mid-tenure after changing the file"})
+		}
 	case c.change != Unchanged:
 		s.addBreak(breakRecord{Gen: gen, Cause: CauseBypass.String(), Change: c.change.String(),
 			Before: recordOf(c.ref), After: recordOf(c.cur), At: now.UnixNano(),

@@ -267,6 +267,20 @@ func (l *Lock) open() error {
 	if err := l.writeLedger(); err != nil {
 		return err
 	}
+	if !l.fine && c.cur.Exists && !c.cur.HasDigest {
+		// Apply the racy rule to the acquire snapshot as well, so that a
+		// same-size rewrite by this holder within the same clock tick
+		// still counts as a write in the tenure record.
+		racy, err := l.racy(c.cur)
+		if err != nil {
+			return err
+		}
+		if racy {
+			if l.acquired, err = withDigest(l.sessionFile, c.cur); err != nil {
+				return err
+			}
+		}
+	}
 
 	if !c.known {
 		l.opts.log(slog.LevelWarn, "sessionlock: unknown history; ledger rewritten", "session", l.sessionFile, "reason", c.why, "generation", l.gen)
@@ -356,6 +370,13 @@ func (l *Lock) Release() error {
 		// like a holder that died, which is the safe reading.
 		return err
 	}
+	if !l.fine && fp.Exists && l.acquired.HasDigest && fp.sameStat(l.acquired) {
+		// Equal stat on a coarse clock proves nothing: compare content to
+		// tell whether this tenure wrote.
+		if fp, err = withDigest(l.sessionFile, fp); err != nil {
+			return err
+		}
+	}
 	if l.expect != nil {
 		l.noteIntrusion(*l.expect, fp)
 	}
@@ -368,7 +389,7 @@ func (l *Lock) Release() error {
 	if err := l.writeLedger(); err != nil {
 		return err
 	}
-	if !l.fine && fp.Exists {
+	if !l.fine && fp.Exists && !fp.HasDigest {
 		if err := l.settleRacy(fp); err != nil {
 			return err
 		}
@@ -384,14 +405,9 @@ func (l *Lock) Release() error {
 // change made now could leave the session file's stat unchanged, so the
 // snapshot is backed with a content digest instead.
 func (l *Lock) settleRacy(fp Fingerprint) error {
-	st, err := l.f.Stat()
-	if err != nil {
-		return &fs.PathError{Op: "release", Path: l.lockPath, Err: unwrapPathError(err)}
-	}
-	ref := fingerprintFromInfo(l.lockPath, st)
-	clock := max(ref.ModTime, ref.ChangeTime)
-	if clock > fp.ModTime && clock > fp.ChangeTime {
-		return nil
+	racy, err := l.racy(fp)
+	if err != nil || !racy {
+		return err
 	}
 	digested, err := withDigest(l.sessionFile, fp)
 	if err != nil {
@@ -399,6 +415,20 @@ func (l *Lock) settleRacy(fp Fingerprint) error {
 	}
 	l.state.LastRelease = recordOf(digested)
 	return l.writeLedger()
+}
+
+// racy reports whether a change made to the session file after snapshot fp
+// could leave its timestamps unchanged. The reference clock is the lock
+// file's timestamp, set by a ledger write made after the snapshot on the
+// same file system; equal timestamps count as racy.
+func (l *Lock) racy(fp Fingerprint) (bool, error) {
+	st, err := l.f.Stat()
+	if err != nil {
+		return false, &fs.PathError{Op: "fingerprint", Path: l.lockPath, Err: unwrapPathError(err)}
+	}
+	ref := fingerprintFromInfo(l.lockPath, st)
+	clock := max(ref.ModTime, ref.ChangeTime)
+	return clock <= fp.ModTime || clock <= fp.ChangeTime, nil
 }
 
 // checkStillLocked reports ErrLockLost if the lock file at the path is no
