@@ -31,8 +31,10 @@ const lockFileMode = 0o666
 type Option func(*options)
 
 type options struct {
-	owner  string
-	logger *slog.Logger
+	owner      string
+	logger     *slog.Logger
+	holdLimit  time.Duration
+	onHeldLong func(sessionFile string, held time.Duration)
 }
 
 // WithOwner names the holder, for diagnostics: "controller", "heartbeat",
@@ -46,6 +48,15 @@ func WithOwner(name string) Option {
 // logger. Without it, or with a nil logger, the library logs nothing.
 func WithLogger(logger *slog.Logger) Option {
 	return func(o *options) { o.logger = logger }
+}
+
+// WithHeldTooLong reports a tenure that lasts longer than limit: report is
+// called once, from its own goroutine, with the session file and how long
+// the lock has been held, and a warning is logged when a logger is set.
+// The lock is never taken away from its holder; this only makes a stuck
+// holder visible. A nil report only logs.
+func WithHeldTooLong(limit time.Duration, report func(sessionFile string, held time.Duration)) Option {
+	return func(o *options) { o.holdLimit, o.onHeldLong = limit, report }
 }
 
 func (o *options) log(level slog.Level, msg string, args ...any) {
@@ -77,6 +88,8 @@ type Lock struct {
 	// nil for tenures that do not use Append.
 	expect    *Fingerprint
 	intrusion *breakRecord
+
+	holdTimer *time.Timer // fires when the tenure is held too long
 }
 
 // AcquireSessionWriteLock blocks until the calling goroutine holds the
@@ -288,7 +301,21 @@ func (l *Lock) open() error {
 		l.opts.log(slog.LevelWarn, "sessionlock: chain broken", "session", l.sessionFile, "cause", b.Cause, "change", b.Change, "generation", l.gen)
 	}
 	l.opts.log(slog.LevelDebug, "sessionlock: tenure opened", "session", l.sessionFile, "generation", l.gen, "owner", l.opts.owner)
+	if l.opts.holdLimit > 0 {
+		l.holdTimer = time.AfterFunc(l.opts.holdLimit, l.heldTooLong(now))
+	}
 	return nil
+}
+
+func (l *Lock) heldTooLong(since time.Time) func() {
+	return func() {
+		held := time.Since(since)
+		l.opts.log(slog.LevelWarn, "sessionlock: lock held too long", "session", l.sessionFile,
+			"generation", l.gen, "owner", l.opts.owner, "held", held)
+		if l.opts.onHeldLong != nil {
+			l.opts.onHeldLong(l.sessionFile, held)
+		}
+	}
 }
 
 func readLedgerBytes(f *os.File) ([]byte, error) {
@@ -357,6 +384,9 @@ func (l *Lock) Release() error {
 		return nil
 	}
 	l.released = true
+	if l.holdTimer != nil {
+		l.holdTimer.Stop()
+	}
 	defer giveTurn(l.sessionFile)
 	defer l.fl.Unlock()
 	defer l.f.Close()
