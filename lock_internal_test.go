@@ -229,3 +229,35 @@ func TestCorruptLedgerErrorsAreTyped(t *testing.T) {
 		require.True(t, errors.As(err, &ce) || errors.Is(err, errEmptyLedger), "%q: %v", raw, err)
 	}
 }
+
+func FuzzDecodeLedger(f *testing.F) {
+	s := &ledgerState{}
+	fp := Fingerprint{Exists: true, Size: 10, HasDigest: true}
+	for i := 0; i < 3; i++ {
+		s.begin(continuity{known: true, ref: fp, cur: fp, change: Unchanged}, self, time.Unix(int64(i), 0))
+		s.end(fp, time.Unix(int64(i), 1))
+	}
+	s.begin(continuity{known: true, ref: fp, cur: fp, change: Appended}, self, time.Unix(9, 0))
+	raw, err := encodeLedger(s)
+	require.NoError(f, err)
+	f.Add(raw)
+	f.Add(raw[:len(raw)/2])
+	f.Add([]byte(ledgerHeader + "\ndata: {}\ncrc32c: 00000000\n"))
+	f.Add([]byte{})
+
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		s, err := decodeLedger(raw)
+		if err != nil {
+			return
+		}
+		// Whatever decodes must be a ledger the protocol can continue.
+		require.NoError(t, s.validate())
+		again, err := encodeLedger(s)
+		require.NoError(t, err)
+		s2, err := decodeLedger(again)
+		require.NoError(t, err)
+		require.True(t, equalLedger(s, s2))
+		_ = s.reference()
+		s.begin(continuity{known: true, ref: s.reference(), cur: fp, change: Unchanged}, self, time.Now())
+	})
+}
