@@ -57,8 +57,11 @@ const (
 	// CauseGenerationRegressed: the generation did not grow across the
 	// window, which means the ledger was reset or replaced.
 	CauseGenerationRegressed
-	// CauseLockLost: a holder found at release that its lock file had been
-	// removed or replaced, so another writer may have held a second lock.
+	// CauseLockLost: the fence found, before releasing for a prompt, that
+	// its lock file had been removed or replaced during its tenure, so
+	// another writer may have held a second lock on a new lock file. (A
+	// co-tenant that loses its lock gets ErrLockLost from Release; fences
+	// spanning its tenure see the new lock file's unknown history.)
 	CauseLockLost
 	// CauseIntrusion: during a tenure that wrote only through Lock.Append,
 	// the session file changed in a way those appends did not make.
@@ -152,7 +155,7 @@ func (e *TakeoverError) Error() string {
 		fmt.Fprintf(&b, ", file %s", e.Change)
 	}
 	switch {
-	case e.Cause == CauseIntrusion:
+	case e.Cause == CauseIntrusion || e.Cause == CauseLockLost:
 		fmt.Fprintf(&b, " during generation %d", e.BreakGeneration)
 	case e.BreakGeneration > 0:
 		fmt.Fprintf(&b, " between generations %d and %d", e.BreakGeneration-1, e.BreakGeneration)

@@ -20,6 +20,9 @@ import (
 //   - otherwise it returns a *TakeoverError (wrapping ErrSessionTakeover)
 //     that says what changed and where the chain of tenures broke.
 //
+// ReleaseForPrompt also reports a takeover, with CauseIntrusion or
+// CauseLockLost, when the fence's own tenure was not exclusive.
+//
 // A takeover is sticky: once seen, ReleaseForPrompt and Reacquire return it
 // again, and the fence keeps holding the lock so that the caller can reload
 // the session under exclusion before it calls Close.
@@ -39,6 +42,7 @@ type PromptFence struct {
 	window      Window
 	takeover    *TakeoverError
 	closed      bool
+	neverHeld   bool // made from a nil or released Lock
 }
 
 // Window describes the tenures between a ReleaseForPrompt and the
@@ -80,7 +84,7 @@ func (w Window) Writers() []Tenure {
 // return errors wrapping ErrNotHeld.
 func NewPromptFence(l *Lock) *PromptFence {
 	if l == nil {
-		return &PromptFence{closed: true}
+		return &PromptFence{closed: true, neverHeld: true}
 	}
 	l.mu.Lock()
 	released := l.released
@@ -89,6 +93,7 @@ func NewPromptFence(l *Lock) *PromptFence {
 	if released {
 		pf.lock = nil
 		pf.closed = true
+		pf.neverHeld = true
 	}
 	return pf
 }
@@ -125,6 +130,12 @@ func (pf *PromptFence) ReleaseForPrompt() error {
 	if te := pf.ownIntrusion(l); te != nil {
 		pf.takeover = te
 		return te
+	}
+	if err := l.checkStillLocked("release for prompt"); err != nil {
+		pf.takeover = &TakeoverError{SessionFile: pf.canon, Cause: CauseLockLost, Change: l.acquired.ChangeTo(statOrZero(pf.canon)),
+			Released: l.gen, Reacquired: l.gen, BreakGeneration: l.gen, Before: l.acquired, After: statOrZero(pf.canon),
+			Detail: "the lock file was removed or replaced during the fence's tenure, so another process may have held a second lock"}
+		return pf.takeover
 	}
 	pf.lock = nil
 	err := l.Release()
@@ -276,5 +287,8 @@ func (pf *PromptFence) Close() error {
 }
 
 func (pf *PromptFence) misuse(op string, err error) error {
+	if pf.neverHeld {
+		err = ErrNotHeld
+	}
 	return &fs.PathError{Op: op, Path: pf.canon, Err: err}
 }

@@ -275,13 +275,14 @@ func TestFenceMisuseReturnsTypedErrors(t *testing.T) {
 	require.ErrorIs(t, pf.ReleaseForPrompt(), fs.ErrClosed)
 
 	nilFence := sessionlock.NewPromptFence(nil)
-	require.Error(t, nilFence.ReleaseForPrompt())
+	require.ErrorIs(t, nilFence.ReleaseForPrompt(), sessionlock.ErrNotHeld)
 	require.NoError(t, nilFence.Close())
 
 	l, err := sessionlock.AcquireSessionWriteLock(context.Background(), p)
 	require.NoError(t, err)
 	require.NoError(t, l.Release())
-	require.ErrorIs(t, sessionlock.NewPromptFence(l).ReleaseForPrompt(), fs.ErrClosed)
+	require.ErrorIs(t, sessionlock.NewPromptFence(l).ReleaseForPrompt(), sessionlock.ErrNotHeld)
+	require.ErrorIs(t, nilFence.Reacquire(context.Background()), sessionlock.ErrNotHeld)
 }
 
 func TestReacquireTimeoutLeavesFenceReleased(t *testing.T) {
@@ -432,4 +433,17 @@ func TestTakeoverErrorMessageNamesTheBreak(t *testing.T) {
 	require.Contains(t, msg, "truncated")
 	require.Contains(t, msg, fmt.Sprintf("between generations %d and %d", te.BreakGeneration-1, te.BreakGeneration))
 	require.False(t, errors.Is(err, context.Canceled))
+}
+
+func TestFenceWhoseLockFileIsReplacedReportsLockLost(t *testing.T) {
+	p := sessionPath(t)
+	pf := openFence(t, p, "a\n")
+	lockPath := pf.Lock().LockFile()
+	require.NoError(t, os.WriteFile(lockPath+".tmp", nil, 0o644))
+	require.NoError(t, os.Rename(lockPath+".tmp", lockPath))
+
+	err := pf.ReleaseForPrompt()
+	requireTakeover(t, err, sessionlock.CauseLockLost, sessionlock.Created)
+	require.NotNil(t, pf.Lock())
+	require.ErrorIs(t, pf.Close(), sessionlock.ErrLockLost)
 }

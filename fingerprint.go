@@ -64,6 +64,13 @@ func statFingerprint(path string) (Fingerprint, error) {
 	return fingerprintFromInfo(path, st), nil
 }
 
+// statOrZero is statFingerprint for diagnostics: an error gives the zero
+// Fingerprint.
+func statOrZero(path string) Fingerprint {
+	fp, _ := statFingerprint(path)
+	return fp
+}
+
 // withDigest adds the content digest to fp. If the file changed identity or
 // size between the stat and the read, the stat fields are refreshed from
 // the open file so that digest and stat describe the same file.
