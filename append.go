@@ -53,9 +53,16 @@ func (l *Lock) Append(p []byte) (int, error) {
 	if created {
 		ref = before
 	}
-	l.noteIntrusion(ref, before)
+	if l.mode != FingerprintContent {
+		// In content mode stat may flap; the digest predicted from the
+		// appends is checked at release instead.
+		l.noteIntrusion(ref, before)
+	}
 
 	n, err := f.Write(p)
+	if l.predict != nil {
+		l.predict.Write(p[:n])
+	}
 	after, serr := f.Stat()
 	if serr == nil {
 		fp := fingerprintFromInfo(l.sessionFile, after)
@@ -91,13 +98,20 @@ func (l *Lock) openForAppend(ref Fingerprint) (f *os.File, created bool, err err
 }
 
 // noteIntrusion records the first difference between what the tenure's own
-// appends left (ref) and what is there now (cur).
+// appends left (ref) and what is there now (cur), by stat.
 func (l *Lock) noteIntrusion(ref, cur Fingerprint) {
 	if l.intrusion != nil {
 		return
 	}
-	change := ref.ChangeTo(cur)
-	if change == Unchanged {
+	if change := ref.ChangeTo(cur); change != Unchanged {
+		l.recordIntrusion(ref, cur, change)
+	}
+}
+
+// recordIntrusion keeps the first intrusion of the tenure; Release writes
+// it to the ledger as a break at the tenure's generation.
+func (l *Lock) recordIntrusion(ref, cur Fingerprint, change Change) {
+	if l.intrusion != nil {
 		return
 	}
 	l.intrusion = &breakRecord{

@@ -40,6 +40,7 @@ type continuity struct {
 	// state at acquire) and cur the state found now.
 	ref, cur Fingerprint
 	change   Change
+	app      appendInfo
 }
 
 // begin opens a new tenure in s for holder me, given what the continuity
@@ -71,13 +72,13 @@ func (s *ledgerState) begin(c continuity, me tenureRecord, now time.Time) uint64
 		// names it.
 		if c.change != Unchanged {
 			s.addBreak(breakRecord{Gen: gen, Cause: CauseHolderDied.String(), Change: c.change.String(),
-				Before: recordOf(c.ref), After: recordOf(c.cur), Dead: &dead, At: now.UnixNano(),
+				Before: recordOf(c.ref), After: recordOf(c.cur), Dead: &dead, At: now.UnixNano(), Append: c.app.record(),
 				Detail: "the holder died mid-tenure after changing the file"})
 		}
 	case c.change != Unchanged:
 		s.addBreak(breakRecord{Gen: gen, Cause: CauseBypass.String(), Change: c.change.String(),
 			Before: recordOf(c.ref), After: recordOf(c.cur), At: now.UnixNano(),
-			Detail: "changed while no tenure was open"})
+			Detail: "changed while no tenure was open", Append: c.app.record()})
 	}
 
 	me.Gen = gen
@@ -90,16 +91,15 @@ func (s *ledgerState) begin(c continuity, me tenureRecord, now time.Time) uint64
 }
 
 // end closes the open tenure with the session file's state at release.
-func (s *ledgerState) end(fp Fingerprint, now time.Time) {
+func (s *ledgerState) end(fp Fingerprint, wrote bool, now time.Time) {
 	if s.Open == nil {
 		return
 	}
 	t := *s.Open
-	in, _ := t.AcquireFP.fingerprint()
 	t.AcquireFP = nil
 	t.Released = now.UnixNano()
 	t.SizeOut = fp.Size
-	t.Wrote = in.ChangeTo(fp) != Unchanged
+	t.Wrote = wrote
 	s.addTenure(t)
 	s.Open = nil
 	s.LastRelease = recordOf(fp)

@@ -145,6 +145,23 @@ type TakeoverError struct {
 	DeadHolder *Holder
 	// Detail is a human-readable explanation.
 	Detail string
+
+	// When Change is Appended, AppendedFrom and AppendedTo are the byte
+	// range [AppendedFrom, AppendedTo) that was added. PrefixVerified says
+	// the first AppendedFrom bytes were checked against the digest of the
+	// content before the change (content mode, or a racy snapshot);
+	// CompleteLines says, in addition, that the old content ended a line
+	// and so does the new, so the addition is whole lines. See PureAppend.
+	AppendedFrom, AppendedTo int64
+	PrefixVerified           bool
+	CompleteLines            bool
+}
+
+// PureAppend reports whether the change was only complete lines appended
+// to content that was verified intact: a runtime may then reload just the
+// bytes from AppendedFrom to AppendedTo instead of the whole file.
+func (e *TakeoverError) PureAppend() bool {
+	return e.Change == Appended && e.PrefixVerified && e.CompleteLines
 }
 
 // Error describes the takeover in one line.

@@ -43,6 +43,7 @@ type PromptFence struct {
 	takeover    *TakeoverError
 	closed      bool
 	neverHeld   bool // made from a nil or released Lock
+	mode        FingerprintMode
 }
 
 // Window describes the tenures between a ReleaseForPrompt and the
@@ -127,23 +128,35 @@ func (pf *PromptFence) ReleaseForPrompt() error {
 	}
 
 	l := pf.lock
-	if te := pf.ownIntrusion(l); te != nil {
-		pf.takeover = te
-		return te
-	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if err := l.checkStillLocked("release for prompt"); err != nil {
-		pf.takeover = &TakeoverError{SessionFile: pf.canon, Cause: CauseLockLost, Change: l.acquired.ChangeTo(statOrZero(pf.canon)),
-			Released: l.gen, Reacquired: l.gen, BreakGeneration: l.gen, Before: l.acquired, After: statOrZero(pf.canon),
+		after := statOrZero(pf.canon)
+		pf.takeover = &TakeoverError{SessionFile: pf.canon, Cause: CauseLockLost, Change: l.acquired.ChangeTo(after),
+			Released: l.gen, Reacquired: l.gen, BreakGeneration: l.gen, Before: l.acquired, After: after,
 			Detail: "the lock file was removed or replaced during the fence's tenure, so another process may have held a second lock"}
 		return pf.takeover
 	}
+	fp, err := l.snapshot()
+	if err == nil && l.intrusion != nil {
+		pf.takeover = takeoverFromBreak(pf.canon, l.intrusion, l.gen, l.gen)
+		return pf.takeover
+	}
+
+	// Release the tenure with the snapshot just taken.
 	pf.lock = nil
-	err := l.Release()
 	pf.released = true
 	pf.releasedGen = l.gen
+	pf.mode = l.mode
+	if err != nil {
+		l.releaseLocked()
+		return err
+	}
+	err = l.close(fp)
 	if last := l.state.LastRelease; last != nil {
 		pf.releasedFP, _ = last.fingerprint()
 	}
+	l.releaseLocked()
 	return err
 }
 
@@ -178,6 +191,7 @@ func (pf *PromptFence) Reacquire(ctx context.Context) error {
 	}
 	pf.lock = l
 	pf.released = false
+	pf.mode = l.mode
 
 	if te := pf.verdict(l); te != nil {
 		pf.takeover = te
@@ -203,21 +217,7 @@ func (pf *PromptFence) verdict(l *Lock) *TakeoverError {
 		return te
 	}
 	if b := s.firstBreakAfter(g0); b != nil {
-		te.Cause = parseCause(b.Cause)
-		te.Change = parseChange(b.Change)
-		te.BreakGeneration = b.Gen
-		te.Detail = b.Detail
-		if b.Before != nil {
-			te.Before, _ = b.Before.fingerprint()
-		}
-		if b.After != nil {
-			te.After, _ = b.After.fingerprint()
-		}
-		if b.Dead != nil {
-			h := b.Dead.holder()
-			te.DeadHolder = &h
-		}
-		return te
+		return takeoverFromBreak(pf.canon, b, g0, g1)
 	}
 	if s.BreakGen > g0 {
 		te.Cause = CauseUnknownHistory
@@ -228,26 +228,36 @@ func (pf *PromptFence) verdict(l *Lock) *TakeoverError {
 	return nil
 }
 
-// ownIntrusion reports a change made during the fence's own tenure that
-// the tenure's appends did not make (see Lock.Append).
-func (pf *PromptFence) ownIntrusion(l *Lock) *TakeoverError {
-	l.mu.Lock()
-	if l.expect != nil {
-		cur, err := statFingerprint(l.sessionFile)
-		if err == nil {
-			l.noteIntrusion(*l.expect, cur)
-		}
+// takeoverFromBreak turns a ledger break into the error a fence returns.
+func takeoverFromBreak(sessionFile string, b *breakRecord, released, reacquired uint64) *TakeoverError {
+	te := &TakeoverError{SessionFile: sessionFile, Cause: parseCause(b.Cause), Change: parseChange(b.Change),
+		Released: released, Reacquired: reacquired, BreakGeneration: b.Gen, Detail: b.Detail}
+	if b.Before != nil {
+		te.Before, _ = b.Before.fingerprint()
 	}
-	b := l.intrusion
-	l.mu.Unlock()
-	if b == nil {
-		return nil
+	if b.After != nil {
+		te.After, _ = b.After.fingerprint()
 	}
-	te := &TakeoverError{SessionFile: pf.canon, Cause: CauseIntrusion, Change: parseChange(b.Change),
-		Released: l.gen, Reacquired: l.gen, BreakGeneration: l.gen, Detail: b.Detail}
-	te.Before, _ = b.Before.fingerprint()
-	te.After, _ = b.After.fingerprint()
+	if b.Dead != nil {
+		h := b.Dead.holder()
+		te.DeadHolder = &h
+	}
+	if a := b.Append; a != nil && te.Change == Appended {
+		te.AppendedFrom, te.AppendedTo = a.From, a.To
+		te.PrefixVerified, te.CompleteLines = a.PrefixVerified, a.CompleteLines
+	}
 	return te
+}
+
+// FingerprintMode returns the mode of the fence's current tenure, or of
+// the last one while the lock is released for a prompt.
+func (pf *PromptFence) FingerprintMode() FingerprintMode {
+	pf.mu.Lock()
+	defer pf.mu.Unlock()
+	if pf.lock != nil {
+		return pf.lock.mode
+	}
+	return pf.mode
 }
 
 // Window reports the tenures of the last window that Reacquire accepted.

@@ -94,6 +94,8 @@ type tenureRecord struct {
 	SizeOut   int64  `json:"size_out,omitempty"`
 	Wrote     bool   `json:"wrote,omitempty"`
 	Died      bool   `json:"died,omitempty"`
+	// Mode is the fingerprint mode of the tenure: "stat" or "content".
+	Mode string `json:"mode,omitempty"`
 	// AcquireFP is kept only while the tenure is open: it is the state the
 	// holder found, and the reference if the holder dies before release.
 	AcquireFP *fpRecord `json:"fp_in,omitempty"`
@@ -118,6 +120,23 @@ type breakRecord struct {
 	Dead   *tenureRecord `json:"dead,omitempty"`
 	At     int64         `json:"at"`
 	Detail string        `json:"detail,omitempty"`
+	// Append describes a change that added bytes at the end.
+	Append *appendRecord `json:"append,omitempty"`
+}
+
+// appendRecord is an appendInfo as stored in the ledger.
+type appendRecord struct {
+	From           int64 `json:"from"`
+	To             int64 `json:"to"`
+	PrefixVerified bool  `json:"prefix_ok,omitempty"`
+	CompleteLines  bool  `json:"lines_ok,omitempty"`
+}
+
+func (a appendInfo) record() *appendRecord {
+	if a.to <= a.from {
+		return nil
+	}
+	return &appendRecord{From: a.from, To: a.to, PrefixVerified: a.prefixVerified, CompleteLines: a.completeLines}
 }
 
 // ledgerState is the decoded ledger.

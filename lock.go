@@ -2,8 +2,10 @@ package sessionlock
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -31,6 +33,7 @@ const lockFileMode = 0o666
 type Option func(*options)
 
 type options struct {
+	mode       FingerprintMode
 	owner      string
 	logger     *slog.Logger
 	holdLimit  time.Duration
@@ -81,6 +84,8 @@ type Lock struct {
 	gen         uint64
 	acquired    Fingerprint
 	fine        bool // the file system's timestamps show every change
+	remote      bool // network or FUSE: stat may flap
+	mode        FingerprintMode
 	released    bool
 
 	// expect is the session file's state after this tenure's last Append,
@@ -88,6 +93,10 @@ type Lock struct {
 	// nil for tenures that do not use Append.
 	expect    *Fingerprint
 	intrusion *breakRecord
+	// predict, in content mode, is the hash of the content at acquire
+	// followed by every appended byte: the digest the file must have at
+	// release if all writes went through Append.
+	predict hash.Hash
 
 	holdTimer *time.Timer // fires when the tenure is held too long
 }
@@ -135,6 +144,8 @@ func acquire(ctx context.Context, canon string, o options) (*Lock, error) {
 		return nil, waitError(canon, lockPath, err)
 	}
 	l := &Lock{opts: o, sessionFile: canon, lockPath: lockPath}
+	fsys := fileSystemOf(filepath.Dir(canon))
+	l.fine, l.remote, l.mode = fsys.FineTimestamps, fsys.Remote, o.mode.resolve(fsys)
 	if err := l.lockFile(ctx); err != nil {
 		giveTurn(canon)
 		return nil, err
@@ -220,11 +231,30 @@ func (l *Lock) verifyLocked(fl *flock.Flock) (*os.File, bool, error) {
 		f.Close()
 		return nil, false, &fs.PathError{Op: "acquire", Path: l.lockPath, Err: fmt.Errorf("%w: it is a %s", ErrLockFileNotRegular, describeType(st.Mode()))}
 	}
-	if !os.SameFile(locked, st) {
+	if !os.SameFile(locked, st) && !l.lockedAtPath(f) {
 		f.Close()
 		return nil, false, nil
 	}
 	return f, true, nil
+}
+
+// lockedAtPath is the identity test for file systems whose inode numbers
+// flap (network and FUSE file systems report a different inode for the
+// same file from one stat to the next, so comparing them would retry
+// forever). It asks the kernel instead: f is a fresh open of the lock path,
+// a separate open file description from the one we locked, so a
+// non-blocking flock on it fails exactly when the file at the path is
+// locked. That holds when the file at the path is ours.
+//
+// What it gives up: if the lock file was replaced and someone else has
+// already locked the replacement, the test cannot tell their lock from
+// ours. Replacing a lock file is outside the protocol (the library never
+// does it), and on local file systems the inode comparison decides.
+func (l *Lock) lockedAtPath(f *os.File) bool {
+	if !l.remote {
+		return false
+	}
+	return lockedElsewhere(f)
 }
 
 // openError turns a failure to open the lock file into a clear error: a
@@ -246,33 +276,42 @@ func (l *Lock) open() error {
 		return &fs.PathError{Op: "acquire", Path: l.lockPath, Err: fmt.Errorf("reading ledger: %w", err)}
 	}
 	l.ledgerLen = len(raw)
-	l.fine = fineTimestamps(filepath.Dir(l.sessionFile))
 
 	cur, err := statFingerprint(l.sessionFile)
 	if err != nil {
 		return err
 	}
 	c := continuity{known: true, cur: cur}
+	var sc *scan
 	state, derr := decodeLedger(raw)
 	if derr != nil {
 		c.known, c.why = false, derr.Error()
 		state = &ledgerState{}
-	} else {
-		c.ref = state.reference()
-		c.change = c.ref.ChangeTo(cur)
-		if c.change == Unchanged && c.ref.HasDigest && cur.Exists {
-			// The reference was taken while the timestamps could not yet
-			// show a change (the racy case), so equal stat proves nothing:
-			// compare content.
-			if c.cur, err = withDigest(l.sessionFile, cur); err != nil {
+		if l.mode == FingerprintContent && cur.Exists {
+			s, err := scanFile(l.sessionFile, 0)
+			if err != nil {
 				return err
 			}
-			c.change = c.ref.ChangeTo(c.cur)
+			c.cur, sc = s.fp, &s
+		}
+	} else {
+		c.ref = state.reference()
+		c.change, c.cur, c.app, sc, err = compare(l.sessionFile, c.ref, cur, l.mode, !l.remote)
+		if err != nil {
+			return err
+		}
+	}
+	if l.mode == FingerprintContent {
+		if sc != nil && sc.fp.Exists {
+			l.predict = cloneHash(sc.state)
+		} else {
+			l.predict = sha256.New()
 		}
 	}
 
 	me := self
 	me.Owner = l.opts.owner
+	me.Mode = l.mode.String()
 	now := time.Now()
 	l.gen = state.begin(c, me, now)
 	l.state = state
@@ -280,7 +319,7 @@ func (l *Lock) open() error {
 	if err := l.writeLedger(); err != nil {
 		return err
 	}
-	if !l.fine && c.cur.Exists && !c.cur.HasDigest {
+	if l.mode == FingerprintStat && !l.fine && c.cur.Exists && !c.cur.HasDigest {
 		// Apply the racy rule to the acquire snapshot as well, so that a
 		// same-size rewrite by this holder within the same clock tick
 		// still counts as a write in the tenure record.
@@ -383,43 +422,85 @@ func (l *Lock) Release() error {
 	if l.released {
 		return nil
 	}
-	l.released = true
-	if l.holdTimer != nil {
-		l.holdTimer.Stop()
-	}
-	defer giveTurn(l.sessionFile)
-	defer l.fl.Unlock()
-	defer l.f.Close()
+	defer l.releaseLocked()
 
 	if err := l.checkStillLocked("release"); err != nil {
 		return err
 	}
-	fp, err := statFingerprint(l.sessionFile)
+	fp, err := l.snapshot()
 	if err != nil {
 		// Leave the tenure open in the ledger: the next acquirer treats it
 		// like a holder that died, which is the safe reading.
 		return err
 	}
+	return l.close(fp)
+}
+
+// releaseLocked unlocks and ends the tenure without touching the ledger.
+// The caller holds l.mu.
+func (l *Lock) releaseLocked() {
+	if l.released {
+		return
+	}
+	l.released = true
+	if l.holdTimer != nil {
+		l.holdTimer.Stop()
+	}
+	l.f.Close()
+	_ = l.fl.Unlock()
+	giveTurn(l.sessionFile)
+}
+
+// snapshot fingerprints the session file at the end of the tenure, in the
+// tenure's mode, and notes any change that the tenure's appends did not
+// make. The caller holds l.mu.
+func (l *Lock) snapshot() (Fingerprint, error) {
+	if l.mode == FingerprintContent {
+		s, err := scanFile(l.sessionFile, 0)
+		if err != nil {
+			return Fingerprint{}, err
+		}
+		if l.expect != nil && l.predict != nil && l.intrusion == nil {
+			want := Fingerprint{Exists: true, Size: l.expect.Size, HasDigest: true}
+			l.predict.Sum(want.Digest[:0])
+			if !s.fp.Exists || s.fp.Size != want.Size || s.fp.Digest != want.Digest {
+				want.Device, want.Inode = s.fp.Device, s.fp.Inode
+				l.recordIntrusion(want, s.fp, classify(want, &s, FingerprintContent, false))
+			}
+		}
+		return s.fp, nil
+	}
+
+	fp, err := statFingerprint(l.sessionFile)
+	if err != nil {
+		return fp, err
+	}
 	if !l.fine && fp.Exists && l.acquired.HasDigest && fp.sameStat(l.acquired) {
 		// Equal stat on a coarse clock proves nothing: compare content to
 		// tell whether this tenure wrote.
 		if fp, err = withDigest(l.sessionFile, fp); err != nil {
-			return err
+			return fp, err
 		}
 	}
 	if l.expect != nil {
 		l.noteIntrusion(*l.expect, fp)
 	}
+	return fp, nil
+}
+
+// close records the end of the tenure in the ledger. The caller holds l.mu
+// and releases the file lock afterwards.
+func (l *Lock) close(fp Fingerprint) error {
 	if l.intrusion != nil {
 		l.state.addBreak(*l.intrusion)
 		l.opts.log(slog.LevelWarn, "sessionlock: session file changed during tenure outside Append",
 			"session", l.sessionFile, "generation", l.gen, "change", l.intrusion.Change)
 	}
-	l.state.end(fp, time.Now())
+	l.state.end(fp, tenureWrote(l.acquired, fp, l.mode), time.Now())
 	if err := l.writeLedger(); err != nil {
 		return err
 	}
-	if !l.fine && fp.Exists && !fp.HasDigest {
+	if l.mode == FingerprintStat && !l.fine && fp.Exists && !fp.HasDigest {
 		if err := l.settleRacy(fp); err != nil {
 			return err
 		}
@@ -427,6 +508,20 @@ func (l *Lock) Release() error {
 	l.opts.log(slog.LevelDebug, "sessionlock: tenure closed", "session", l.sessionFile, "generation", l.gen)
 	return nil
 }
+
+// tenureWrote says whether the session file changed between a tenure's
+// acquire and release snapshots. In content mode only existence and content
+// count, since stat may flap.
+func tenureWrote(in, out Fingerprint, mode FingerprintMode) bool {
+	if mode == FingerprintContent && in.HasDigest && out.HasDigest {
+		return in.Digest != out.Digest || in.Size != out.Size
+	}
+	return in.ChangeTo(out) != Unchanged
+}
+
+// FingerprintMode returns the mode this tenure uses: FingerprintStat or
+// FingerprintContent (FingerprintAuto is resolved at acquire).
+func (l *Lock) FingerprintMode() FingerprintMode { return l.mode }
 
 // settleRacy applies the racy rule to the release snapshot on a file system
 // whose timestamps can miss a change. The ledger write just made gives the
@@ -469,7 +564,14 @@ func (l *Lock) checkStillLocked(op string) error {
 		return &fs.PathError{Op: op, Path: l.lockPath, Err: unwrapPathError(err)}
 	}
 	cur, err := os.Lstat(l.lockPath)
-	if err != nil || !os.SameFile(held, cur) {
+	same := err == nil && os.SameFile(held, cur)
+	if !same && err == nil && l.remote {
+		if f, err := os.OpenFile(l.lockPath, os.O_RDWR|oNoFollow, 0); err == nil {
+			same = l.lockedAtPath(f)
+			f.Close()
+		}
+	}
+	if !same {
 		l.opts.log(slog.LevelError, "sessionlock: lock file removed or replaced during tenure", "lock", l.lockPath, "generation", l.gen)
 		return &fs.PathError{Op: op, Path: l.lockPath, Err: ErrLockLost}
 	}

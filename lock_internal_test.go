@@ -172,7 +172,7 @@ func TestLedgerRoundTrip(t *testing.T) {
 	me.Owner = "owner with \"quotes\"\nand a newline"
 	g := s.begin(continuity{known: true, ref: fp, cur: fp, change: Unchanged}, me, time.Unix(100, 0))
 	require.Equal(t, uint64(1), g)
-	s.end(fp, time.Unix(101, 0))
+	s.end(fp, false, time.Unix(101, 0))
 
 	raw, err := encodeLedger(s)
 	require.NoError(t, err)
@@ -190,7 +190,7 @@ func TestLedgerDecoderRejectsEveryTruncationAndBitFlip(t *testing.T) {
 	fp := Fingerprint{Exists: true, Size: 10}
 	for i := 0; i < 40; i++ {
 		s.begin(continuity{known: true, ref: fp, cur: fp, change: Unchanged}, self, time.Unix(int64(i), 0))
-		s.end(fp, time.Unix(int64(i), 1))
+		s.end(fp, false, time.Unix(int64(i), 1))
 	}
 	raw, err := encodeLedger(s)
 	require.NoError(t, err)
@@ -235,7 +235,7 @@ func FuzzDecodeLedger(f *testing.F) {
 	fp := Fingerprint{Exists: true, Size: 10, HasDigest: true}
 	for i := 0; i < 3; i++ {
 		s.begin(continuity{known: true, ref: fp, cur: fp, change: Unchanged}, self, time.Unix(int64(i), 0))
-		s.end(fp, time.Unix(int64(i), 1))
+		s.end(fp, false, time.Unix(int64(i), 1))
 	}
 	s.begin(continuity{known: true, ref: fp, cur: fp, change: Appended}, self, time.Unix(9, 0))
 	raw, err := encodeLedger(s)

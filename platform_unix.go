@@ -2,7 +2,13 @@
 
 package sessionlock
 
-import "syscall"
+import (
+	"errors"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
 
 // oNoFollow makes opening the lock file fail rather than follow a symbolic
 // link planted at its path.
@@ -10,3 +16,16 @@ const oNoFollow = syscall.O_NOFOLLOW
 
 // ledgerOffset is where the ledger starts in the lock file.
 const ledgerOffset = 0
+
+// lockedElsewhere reports whether an exclusive flock on f's open file
+// description would block, that is, whether another open file description
+// holds a lock on the same file. A lock it happens to get is dropped at
+// once.
+func lockedElsewhere(f *os.File) bool {
+	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	if err == nil {
+		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		return false
+	}
+	return errors.Is(err, unix.EWOULDBLOCK)
+}
