@@ -20,6 +20,9 @@ import (
 // a faster tree hash measured against it did not justify a dependency in
 // the library's module (see the harness module's hash benchmark).
 
+// testHookScan, when set by a test, is called for every content scan.
+var testHookScan func(path string)
+
 // scanBufferSize is the read size for content scans.
 const scanBufferSize = 256 << 10
 
@@ -47,6 +50,9 @@ type scan struct {
 // of the old content without a second pass. A missing file gives a scan
 // whose fingerprint has Exists false.
 func scanFile(path string, prefix int64) (scan, error) {
+	if testHookScan != nil {
+		testHookScan(path)
+	}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return scan{}, nil

@@ -178,10 +178,12 @@ type Tenure struct {
 	// Died says the holder never released: the tenure was closed by the
 	// next acquirer.
 	Died bool
+	// Mode is the fingerprint mode the tenure used ("stat" or "content").
+	Mode string
 }
 
 func (t *tenureRecord) export() Tenure {
-	out := Tenure{Holder: t.holder(), Generation: t.Gen, SizeBefore: t.SizeIn, SizeAfter: t.SizeOut, Wrote: t.Wrote, Died: t.Died}
+	out := Tenure{Holder: t.holder(), Generation: t.Gen, SizeBefore: t.SizeIn, SizeAfter: t.SizeOut, Wrote: t.Wrote, Died: t.Died, Mode: t.Mode}
 	if t.Released != 0 {
 		out.Released = time.Unix(0, t.Released)
 	}

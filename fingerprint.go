@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"time"
@@ -71,31 +70,16 @@ func statOrZero(path string) Fingerprint {
 	return fp
 }
 
-// withDigest adds the content digest to fp. If the file changed identity or
-// size between the stat and the read, the stat fields are refreshed from
-// the open file so that digest and stat describe the same file.
+// withDigest returns the fingerprint of the file at path with a content
+// digest. The stat fields come from the open file after reading, so that
+// digest and stat describe the same file even if it was replaced between
+// the earlier stat (fp) and the read.
 func withDigest(path string, fp Fingerprint) (Fingerprint, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Fingerprint{}, nil
-	}
+	s, err := scanFile(path, 0)
 	if err != nil {
-		return fp, &fs.PathError{Op: "fingerprint", Path: path, Err: unwrapPathError(err)}
+		return fp, err
 	}
-	defer f.Close()
-
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return fp, &fs.PathError{Op: "fingerprint", Path: path, Err: unwrapPathError(err)}
-	}
-	st, err := f.Stat()
-	if err != nil {
-		return fp, &fs.PathError{Op: "fingerprint", Path: path, Err: unwrapPathError(err)}
-	}
-	fp = fingerprintFromInfo(path, st)
-	fp.HasDigest = true
-	h.Sum(fp.Digest[:0])
-	return fp, nil
+	return s.fp, nil
 }
 
 func unwrapPathError(err error) error {

@@ -1,6 +1,7 @@
 package sessionlock
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -260,4 +261,62 @@ func FuzzDecodeLedger(f *testing.F) {
 		_ = s.reference()
 		s.begin(continuity{known: true, ref: s.reference(), cur: fp, change: Unchanged}, self, time.Now())
 	})
+}
+
+// countScans counts content reads while the test runs.
+func countScans(t *testing.T) *int {
+	t.Helper()
+	n := new(int)
+	var mu sync.Mutex
+	testHookScan = func(string) {
+		mu.Lock()
+		*n++
+		mu.Unlock()
+	}
+	t.Cleanup(func() { testHookScan = nil })
+	return n
+}
+
+func TestStatModeReadsNoContentWhereTimestampsAreFine(t *testing.T) {
+	dir := t.TempDir()
+	if !fineTimestamps(dir) {
+		t.Skip("the test directory's file system has coarse timestamps; the racy rule reads content there")
+	}
+	p := filepath.Join(dir, "s.jsonl")
+	require.NoError(t, os.WriteFile(p, bytes.Repeat([]byte("{\"x\":1}\n"), 1000), 0o644))
+	scans := countScans(t)
+	ctx := context.Background()
+
+	l, err := AcquireSessionWriteLock(ctx, p, WithFingerprintMode(FingerprintStat))
+	require.NoError(t, err)
+	pf := NewPromptFence(l)
+	for i := 0; i < 5; i++ {
+		require.NoError(t, pf.ReleaseForPrompt())
+		co, err := AcquireSessionWriteLock(ctx, p)
+		require.NoError(t, err)
+		_, err = co.Append([]byte("{\"beat\":1}\n"))
+		require.NoError(t, err)
+		require.NoError(t, co.Release())
+		require.NoError(t, pf.Reacquire(ctx))
+	}
+	require.NoError(t, pf.Close())
+	require.Zero(t, *scans, "no content read in stat mode on a file system with fine timestamps")
+}
+
+func TestContentModeReadsOncePerSnapshot(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "s.jsonl")
+	require.NoError(t, os.WriteFile(p, bytes.Repeat([]byte("{\"x\":1}\n"), 1000), 0o644))
+	ctx := context.Background()
+	l, err := AcquireSessionWriteLock(ctx, p, WithFingerprintMode(FingerprintContent))
+	require.NoError(t, err)
+	pf := NewPromptFence(l)
+
+	scans := countScans(t)
+	const windows = 4
+	for i := 0; i < windows; i++ {
+		require.NoError(t, pf.ReleaseForPrompt())
+		require.NoError(t, pf.Reacquire(ctx))
+	}
+	require.Equal(t, 2*windows, *scans, "one read at release and one at acquire")
+	require.NoError(t, pf.Close())
 }

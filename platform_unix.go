@@ -29,3 +29,12 @@ func lockedElsewhere(f *os.File) bool {
 	}
 	return errors.Is(err, unix.EWOULDBLOCK)
 }
+
+// processAlive reports whether a process with this pid exists on this host.
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := unix.Kill(pid, 0)
+	return err == nil || errors.Is(err, unix.EPERM)
+}

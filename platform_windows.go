@@ -1,6 +1,11 @@
 package sessionlock
 
-import "os"
+import (
+	"errors"
+	"os"
+
+	"golang.org/x/sys/windows"
+)
 
 // oNoFollow is not needed on Windows: the lock path is checked with Lstat
 // before it is opened, and after locking the locked file is compared with
@@ -16,3 +21,20 @@ const ledgerOffset = 1
 // lockedElsewhere is not needed on Windows, where file identity comes from
 // the file index and does not flap; it reports false.
 func lockedElsewhere(*os.File) bool { return false }
+
+// processAlive reports whether a process with this pid exists on this host.
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	h, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION, false, uint32(pid))
+	if err != nil {
+		return errors.Is(err, windows.ERROR_ACCESS_DENIED)
+	}
+	defer windows.CloseHandle(h)
+	var code uint32
+	if err := windows.GetExitCodeProcess(h, &code); err != nil {
+		return true
+	}
+	return code == 259 // STILL_ACTIVE
+}
