@@ -50,6 +50,18 @@
 //	_, err = fence.Lock().Append(reply)
 //	return err
 //
+// Whether the session file is as a tenure left it is decided by a
+// Fingerprint. FingerprintStat compares identity, size, mtime and ctime, and
+// reads content only where the file system's timestamps are too coarse to
+// show a change made right after the snapshot (the racy rule).
+// FingerprintContent compares a SHA-256 digest of the content, so a file
+// whose inode number or timestamps flap is not mistaken for a changed one.
+// FingerprintAuto, the default, uses content on network and FUSE file
+// systems and stat elsewhere (see InspectFileSystem). When a takeover only
+// appended complete lines to content that was verified intact,
+// TakeoverError.PureAppend says so, and the caller can reload just the
+// appended bytes. Inspect reads a lock's state without taking it.
+//
 // The lock is advisory: it excludes only writers that take it. The ledger
 // looks at the session file when a tenure begins and ends, so a bypassing
 // write made during another holder's tenure is attributed to that holder,
@@ -69,11 +81,22 @@ package sessionlock
 // backoff, so processes are not served in arrival order and a waiter can be
 // overtaken repeatedly; only goroutines of one process queue in order.
 
-// BUG(sessionlock): A difference in stat fields is not confirmed by reading
-// the content, and network and FUSE file systems are not detected. Where
-// stat flaps for an unchanged file (SMB/CIFS, NFS, some FUSE file systems,
-// drifting ctime on Btrfs), Reacquire can report a takeover that did not
-// happen.
+// BUG(sessionlock): In FingerprintContent mode every snapshot reads the
+// whole session file (one pass at acquire and one at release), so a fence
+// cycle costs two SHA-256 passes over the file; stat mode reads nothing
+// where timestamps are fine-grained.
+
+// BUG(sessionlock): Tenures of one session file should agree on the
+// fingerprint mode. A tenure in content mode that follows a stat-mode
+// release has no digest to compare with, so it falls back to stat for that
+// comparison, and where stat flaps that can report a takeover that did not
+// happen. FingerprintAuto gives every process the same mode on the same
+// file system.
+
+// BUG(sessionlock): On platforms where gofrs/flock uses fcntl record locks
+// (AIX, Solaris, illumos), closing any descriptor of the lock file drops the
+// process's lock, and this package opens the lock file more than once; use
+// it on Linux, macOS, FreeBSD or Windows.
 
 // BUG(sessionlock): On Windows a fingerprint has no status-change time:
 // ChangeTime repeats the last write time, which programs can set, so a
