@@ -250,3 +250,10 @@ func classify(ref Fingerprint, s *scan, mode FingerprintMode, trustIdentity bool
 	}
 	return Rewritten
 }
+
+// describeChange names the change between two snapshots for diagnostics,
+// in mode: in content mode, equal digests are Unchanged whatever stat says,
+// and identity counts only where it can be trusted.
+func describeChange(ref, cur Fingerprint, mode FingerprintMode, trustIdentity bool) Change {
+	return classify(ref, &scan{fp: cur}, mode, trustIdentity)
+}

@@ -132,7 +132,10 @@ func (pf *PromptFence) ReleaseForPrompt() error {
 	defer l.mu.Unlock()
 	if err := l.checkStillLocked("release for prompt"); err != nil {
 		after := statOrZero(pf.canon)
-		pf.takeover = &TakeoverError{SessionFile: pf.canon, Cause: CauseLockLost, Change: l.acquired.ChangeTo(after),
+		if l.mode == FingerprintContent && after.Exists {
+			after, _ = withDigest(pf.canon, after)
+		}
+		pf.takeover = &TakeoverError{SessionFile: pf.canon, Cause: CauseLockLost, Change: describeChange(l.acquired, after, l.mode, !l.remote),
 			Released: l.gen, Reacquired: l.gen, BreakGeneration: l.gen, Before: l.acquired, After: after,
 			Detail: "the lock file was removed or replaced during the fence's tenure, so another process may have held a second lock"}
 		return pf.takeover
@@ -212,7 +215,7 @@ func (pf *PromptFence) verdict(l *Lock) *TakeoverError {
 
 	if g1 <= g0 {
 		te.Cause = CauseGenerationRegressed
-		te.Change = pf.releasedFP.ChangeTo(l.acquired)
+		te.Change = describeChange(pf.releasedFP, l.acquired, l.mode, !l.remote)
 		te.Detail = fmt.Sprintf("generation went from %d to %d: the ledger was reset or replaced", g0, g1)
 		return te
 	}

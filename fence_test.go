@@ -325,7 +325,7 @@ func TestCorruptLedgerIsUnknownHistory(t *testing.T) {
 		{"garbage", func([]byte) []byte { return []byte("not a ledger\n") }},
 		{"truncated", func(b []byte) []byte { return b[:len(b)/2] }},
 		{"bit flip in data", func(b []byte) []byte {
-			i := strings.Index(string(b), "\"generation\":") + len("\"generation\":")
+			i := strings.Index(string(b), "\nstate ") + len("\nstate ")
 			b[i] ^= 0x01
 			return b
 		}},
@@ -350,7 +350,7 @@ func TestCorruptLedgerIsUnknownHistory(t *testing.T) {
 			// The ledger was rewritten: the next window is judged normally.
 			raw, err := os.ReadFile(lockPath)
 			require.NoError(t, err)
-			require.True(t, strings.HasPrefix(string(raw), "sessionlock ledger v1\n"))
+			require.True(t, strings.HasPrefix(string(raw), "sessionlock ledger v2\n"))
 			next := openFence(t, p, "")
 			require.NoError(t, next.ReleaseForPrompt())
 			require.NoError(t, next.Reacquire(context.Background()))

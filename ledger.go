@@ -3,7 +3,6 @@ package sessionlock
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -26,7 +25,7 @@ import (
 // JSON bytes. Anything that fails to parse or to check is corrupt, and a
 // corrupt ledger is unknown history: it is never trusted in part.
 const (
-	ledgerHeader  = "sessionlock ledger v1"
+	ledgerHeader  = "sessionlock ledger v2"
 	ledgerVersion = 1
 
 	// maxLedgerBytes bounds what a reader accepts; an encoded ledger stays
@@ -159,19 +158,25 @@ type ledgerState struct {
 // encodeLedger renders s in the lock file format.
 func encodeLedger(s *ledgerState) ([]byte, error) {
 	s.Version = ledgerVersion
-	data, err := json.Marshal(s)
-	if err != nil {
-		return nil, err
+	b := make([]byte, 0, 4096)
+	b = append(b, ledgerHeader...)
+	b = append(b, "\nholder: "...)
+	b = append(b, s.summary()...)
+	b = append(b, '\n')
+	start := len(b)
+	b = appendRecords(b, s)
+	sum := crc32.Checksum(b[start:], castagnoli)
+	b = append(b, "crc32c: "...)
+	b = appendHex32(b, sum)
+	return append(b, '\n'), nil
+}
+
+func appendHex32(b []byte, v uint32) []byte {
+	const digits = "0123456789abcdef"
+	for shift := 28; shift >= 0; shift -= 4 {
+		b = append(b, digits[(v>>uint(shift))&0xf])
 	}
-	var b bytes.Buffer
-	b.Grow(len(data) + 256)
-	b.WriteString(ledgerHeader)
-	b.WriteString("\nholder: ")
-	b.WriteString(s.summary())
-	b.WriteString("\ndata: ")
-	b.Write(data)
-	fmt.Fprintf(&b, "\ncrc32c: %08x\n", crc32.Checksum(data, castagnoli))
-	return b.Bytes(), nil
+	return b
 }
 
 // summary is the human-readable holder line.
@@ -222,40 +227,37 @@ func decodeLedger(raw []byte) (*ledgerState, error) {
 		return nil, corrupt("no ledger header")
 	}
 
-	var data, sum string
-	var haveData, haveSum bool
-	for !haveSum {
-		var line string
-		line, rest, ok = strings.Cut(rest, "\n")
-		if !ok {
-			return nil, corrupt("truncated: no complete checksum line")
-		}
-		switch {
-		case strings.HasPrefix(line, "holder: "):
-		case strings.HasPrefix(line, "data: ") && !haveData:
-			data, haveData = strings.TrimPrefix(line, "data: "), true
-		case strings.HasPrefix(line, "crc32c: ") && haveData:
-			sum, haveSum = strings.TrimPrefix(line, "crc32c: "), true
-		default:
-			return nil, corrupt("unexpected line %.40q", line)
-		}
+	// Skip the holder line, then checksum everything up to the crc line.
+	holder, body, ok := strings.Cut(rest, "\n")
+	if !ok || !strings.HasPrefix(holder, "holder: ") {
+		return nil, corrupt("no holder line")
 	}
+	i := strings.Index(body, "crc32c: ")
+	if i < 0 || (i > 0 && body[i-1] != '\n') {
+		return nil, corrupt("truncated: no checksum line")
+	}
+	records := body[:i]
+	sum, tail, ok := strings.Cut(body[i+len("crc32c: "):], "\n")
+	if !ok {
+		return nil, corrupt("truncated: no complete checksum line")
+	}
+	_ = tail // bytes after the checksum line are ignored
 	want, err := strconv.ParseUint(sum, 16, 32)
 	if err != nil || len(sum) != 8 {
 		return nil, corrupt("bad checksum field %.20q", sum)
 	}
-	if got := crc32.Checksum([]byte(data), castagnoli); uint32(want) != got {
+	if got := crcOf(records); uint32(want) != got {
 		return nil, corrupt("checksum mismatch: recorded %08x, computed %08x", want, got)
 	}
 
-	var s ledgerState
-	if err := json.Unmarshal([]byte(data), &s); err != nil {
-		return nil, corrupt("data: %v", err)
+	s, err := parseRecords(records)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.validate(); err != nil {
 		return nil, err
 	}
-	return &s, nil
+	return s, nil
 }
 
 // validate checks the invariants a well-formed ledger keeps, so that a
