@@ -120,7 +120,7 @@ func (s *ledgerState) reference() Fingerprint {
 }
 
 func (s *ledgerState) addTenure(t tenureRecord) {
-	s.Tenures = append(s.Tenures, t)
+	s.Tenures = append(s.Tenures, newTenureLine(&t))
 	if n := len(s.Tenures); n > tenureHistory {
 		s.Tenures = append(s.Tenures[:0], s.Tenures[n-tenureHistory:]...)
 	}
@@ -152,9 +152,9 @@ func (s *ledgerState) firstBreakAfter(g uint64) *breakRecord {
 // between from and to, oldest first, and how many of them the bounded
 // history no longer holds.
 func (s *ledgerState) tenuresBetween(from, to uint64) (ts []Tenure, missing int) {
-	for i := range s.Tenures {
-		t := &s.Tenures[i]
-		if t.Gen > from && t.Gen < to {
+	for _, line := range s.Tenures {
+		if line.Gen > from && line.Gen < to {
+			t := line.record()
 			ts = append(ts, t.export())
 		}
 	}

@@ -152,7 +152,30 @@ type ledgerState struct {
 	// BreakGen is the highest generation at which a break was recorded.
 	BreakGen uint64         `json:"break_gen,omitempty"`
 	Breaks   []breakRecord  `json:"breaks,omitempty"`
-	Tenures  []tenureRecord `json:"tenures,omitempty"`
+	// Tenures holds the closed tenures, oldest first, in encoded form: a
+	// tenure is parsed only when someone asks about it, and an unchanged
+	// history is written back as it was read.
+	Tenures []tenureLine `json:"-"`
+}
+
+// tenureLine is one closed tenure in the ledger's history.
+type tenureLine struct {
+	Gen  uint64
+	text string // the record as encoded (see appendTenure)
+}
+
+func newTenureLine(t *tenureRecord) tenureLine {
+	return tenureLine{Gen: t.Gen, text: string(appendTenure(nil, t))}
+}
+
+// record parses the tenure. A record that does not parse (possible only in
+// a ledger crafted to pass its checksum) gives the fields that did, which
+// matters for diagnostics alone: verdicts never depend on it.
+func (l tenureLine) record() tenureRecord {
+	f := fields{s: l.text}
+	t := *f.tenure()
+	t.Gen = l.Gen
+	return t
 }
 
 // encodeLedger renders s in the lock file format.
@@ -186,7 +209,7 @@ func (s *ledgerState) summary() string {
 		return fmt.Sprintf("%s (generation %d)", h.String(), s.Open.Gen)
 	}
 	if n := len(s.Tenures); n > 0 {
-		t := s.Tenures[n-1]
+		t := s.Tenures[n-1].record()
 		return fmt.Sprintf("none; generation %d released by %q pid %d at %s", t.Gen, t.Owner, t.PID,
 			time.Unix(0, t.Released).UTC().Format(time.RFC3339Nano))
 	}

@@ -120,11 +120,12 @@ func (st *Status) fill(s *ledgerState) {
 		st.HolderOnThisHost = h.Host == self.Host
 		st.HolderAlive = st.HolderOnThisHost && processAlive(h.PID)
 	}
-	for i := range s.Tenures {
-		st.Tenures = append(st.Tenures, s.Tenures[i].export())
+	for _, line := range s.Tenures {
+		t := line.record()
+		st.Tenures = append(st.Tenures, t.export())
 	}
-	if st.Mode == "" && len(s.Tenures) > 0 {
-		st.Mode = s.Tenures[len(s.Tenures)-1].Mode
+	if st.Mode == "" && len(st.Tenures) > 0 {
+		st.Mode = st.Tenures[len(st.Tenures)-1].Mode
 	}
 	if n := len(s.Breaks); n > 0 {
 		b := s.Breaks[n-1]
