@@ -150,8 +150,8 @@ type ledgerState struct {
 	LastRelease    *fpRecord `json:"last_release,omitempty"`
 	LastReleaseGen uint64    `json:"last_release_gen,omitempty"`
 	// BreakGen is the highest generation at which a break was recorded.
-	BreakGen uint64         `json:"break_gen,omitempty"`
-	Breaks   []breakRecord  `json:"breaks,omitempty"`
+	BreakGen uint64        `json:"break_gen,omitempty"`
+	Breaks   []breakRecord `json:"breaks,omitempty"`
 	// Tenures holds the closed tenures, oldest first, in encoded form: a
 	// tenure is parsed only when someone asks about it, and an unchanged
 	// history is written back as it was read.

@@ -1,45 +1,184 @@
-// Command sessionlock works with session write locks from the shell.
+// Command sessionlock works with session write locks from the shell. It
+// shows who holds a session file's lock and what the ledger remembers, runs
+// a command or appends lines as one tenure of the lock, and demonstrates a
+// prompt fence.
 //
 // Usage:
 //
+//	sessionlock status [--json] SESSION...
+//	sessionlock exec [--owner NAME] [--timeout DURATION] SESSION -- COMMAND [ARGS...]
+//	sessionlock append [--owner NAME] [--json] [--timeout DURATION] SESSION [LINE...]
 //	sessionlock demo [--dir DIR]
-//	sessionlock append [--owner NAME] SESSION LINE...
 //
-// demo walks through two prompt windows of a controller: one in which only
-// lock holders write (a co-tenant goroutine and a co-tenant child process),
-// which the fence accepts, and one in which a shell command appends without
-// the lock, which the fence reports as a takeover. It exits 0 when both
-// verdicts are the expected ones and 1 otherwise.
+// Flags come before SESSION. A DURATION is written as Go writes it (500ms,
+// 2s, 1m30s); without --timeout, or with 0, the wait for the lock has no
+// limit. --owner names the holder in the ledger, where status, waiting
+// processes and prompt fences show it. A SESSION's directory must exist; the
+// file itself need not.
 //
-// append takes one tenure of the lock on SESSION and appends each LINE and
-// a newline to it with Lock.Append, one write per line, so that a script
-// can write as a co-tenant.
+// # status
 //
-// Bad usage exits with status 2.
+// status reads the lock of each SESSION without taking it and without
+// creating anything: whether some process holds the lock now (a
+// non-blocking probe), the holder the ledger names (owner, pid, host, since
+// when, generation) and whether that pid is alive on this host, the recent
+// tenures (generation, owner, pid, whether it wrote, sizes, release time),
+// the last break in the chain with its cause and change, the fingerprint
+// mode and the file system, and why the ledger could not be read, if it
+// could not. A lock that is held with no holder in the ledger is held by a
+// process that does not keep the ledger, such as flock(1); a holder in the
+// ledger whose lock is not held died or lost its lock mid-tenure, and the
+// next tenure will close its record. A break is recorded by the tenure that
+// finds it, so a write that bypassed the lock shows once someone has taken
+// the lock after it. The answer can be stale by the time it is printed.
+//
+// Sessions that cannot be inspected are reported on standard error; the
+// others are still printed, and the exit status is 1.
+//
+// # JSON output
+//
+// status --json prints one JSON array with one object per SESSION, in the
+// order given. Field names are snake_case; times are RFC 3339 strings in
+// UTC with fractional seconds, such as "2026-12-03T15:58:19.123456789Z";
+// sizes are bytes. Every object has "version": 1; a change that would break
+// a reader of these fields comes with a new version. An object for a session
+// that was inspected has every field below, with null for nothing to report:
+//
+//	{
+//	  "version": 1,
+//	  "argument": "s.jsonl",                  SESSION as given
+//	  "session_file": "/data/s.jsonl",        canonical path
+//	  "lock_file": "/data/s.jsonl.lock",
+//	  "lock_file_exists": true,               false before the first tenure
+//	  "held": true,                           the file lock was held at the probe
+//	  "holder": {                             the open tenure in the ledger, or null
+//	    "owner": "cron",                      "" when the holder gave no name
+//	    "pid": 4242,
+//	    "host": "gw1",
+//	    "process_start": "2026-...Z",         or null
+//	    "since": "2026-...Z",                 when the tenure began
+//	    "generation": 7,
+//	    "on_this_host": true,
+//	    "alive": true                         pid exists; null when on another host
+//	  },
+//	  "generation": 7,                        highest generation in the ledger
+//	  "fingerprint_mode": "stat",             "stat" or "content", or null
+//	  "ledger_error": null,                   why the ledger could not be read
+//	  "tenures": [                            closed tenures, oldest first; [] if none
+//	    {
+//	      "generation": 6,
+//	      "owner": "heartbeat",
+//	      "pid": 4100,
+//	      "host": "gw1",
+//	      "since": "2026-...Z",
+//	      "released": "2026-...Z",            null when the holder died
+//	      "wrote": true,                      the session file changed in the tenure
+//	      "size_before": 120,
+//	      "size_after": 141,
+//	      "died": false,                      closed by the next acquirer
+//	      "fingerprint_mode": "stat"          or null
+//	    }
+//	  ],
+//	  "last_break": {                         the most recent break, or null
+//	    "generation": 5,                      the tenure that found it
+//	    "cause": "bypass",                    as sessionlock.Cause names it
+//	    "change": "appended",                 as sessionlock.Change names it, or null
+//	    "at": "2026-...Z",
+//	    "detail": "changed while no tenure was open",
+//	    "dead_holder": null                   for "holder-died": owner, pid, host,
+//	  },                                      process_start and since, as in "holder"
+//	  "file_system": {
+//	    "type": "ext4",
+//	    "remote": false,                      network or FUSE: content is verified
+//	    "fine_timestamps": true
+//	  }
+//	}
+//
+// A session that could not be inspected gives an object with only
+// "version", "argument" and "error" (the message that standard error also
+// shows); no other object has "error".
+//
+// # exec
+//
+// exec waits for the lock on SESSION (at most --timeout), then runs COMMAND
+// with ARGS, its standard input, output and error passed through, as one
+// tenure of the lock: the library keeps the ledger, so the tenure is
+// recorded with its owner, and what COMMAND writes to the session file is
+// accepted by prompt fences as a co-tenant's write. The lock is released
+// when COMMAND ends, however it ends. COMMAND finds the canonical session
+// path in SESSIONLOCK_SESSION and the tenure's generation in
+// SESSIONLOCK_EPOCH:
+//
+//	sessionlock exec --owner backup s.jsonl -- sh -c 'cp "$SESSIONLOCK_SESSION" /backup/'
+//
+// COMMAND must not wait for the same lock (for example with sessionlock
+// append on the same file): the lock is not released until it ends. append
+// and exec notice that from the environment and fail at once instead of
+// waiting forever.
+//
+// SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to sessionlock are passed on to
+// COMMAND, and sessionlock waits for it to end; a Ctrl-C at a terminal
+// reaches COMMAND directly too, as it reaches every process of the
+// foreground job. On Windows, Ctrl-C reaches COMMAND through the console
+// and sessionlock waits for it.
+//
+// # append
+//
+// append appends each LINE and a newline to SESSION under one tenure of the
+// lock, one write per line with Lock.Append, so that writers sharing the
+// file through the lock never see a torn line. Without LINE operands it
+// reads lines from standard input, to the end, before it takes the lock; a
+// carriage return before a newline is dropped. Empty input writes nothing
+// and exits 0. With --json, every line must be one valid JSON value (and
+// may not contain a newline): they are all checked before the lock is
+// taken, and if one is not, nothing is written, and standard error names
+// the line by number.
+//
+// # demo
+//
+// demo walks a controller through two prompt windows in a new temporary
+// directory (or in DIR). In the first, only holders of the lock write: a
+// goroutine, a child process running sessionlock append, and, on Unix, a
+// child process running /bin/sh under sessionlock exec. The fence accepts
+// the window and names the tenures that wrote. In the second, /bin/sh
+// appends without the lock, and the fence reports a takeover caused by a
+// bypassing write.
+//
+// # Exit status
+//
+//	0    success; demo: every verdict was the expected one
+//	1    failure (bad session path, I/O error, invalid JSON with --json,
+//	     interrupted while waiting, a demo verdict not as expected)
+//	2    usage error: unknown command or flag, missing operand, no -- before
+//	     COMMAND
+//	3    --timeout passed while waiting for the lock; standard error names
+//	     the holder
+//	126  exec: COMMAND was found but could not be run
+//	127  exec: COMMAND was not found
+//
+// Otherwise exec exits with COMMAND's exit status, or 128+N when signal N
+// ended it; if COMMAND succeeded but the lock could not be released
+// cleanly, exec exits 1.
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"os/signal"
-	"path/filepath"
-	"runtime"
-	"strings"
 	"time"
-
-	"github.com/sessionlock/sessionlock"
 )
 
 // Exit statuses.
 const (
-	exitOK      = 0
-	exitFailure = 1
-	exitUsage   = 2
+	exitOK            = 0
+	exitFailure       = 1
+	exitUsage         = 2
+	exitTimeout       = 3
+	exitCannotExecute = 126
+	exitNotFound      = 127
+	exitSignalBase    = 128 // exec: 128+N when signal N ended COMMAND
 )
 
 // command is one subcommand. run receives the arguments after the
@@ -54,16 +193,28 @@ type command struct {
 // commands lists the subcommands in the order usage shows them.
 var commands = []*command{
 	{
+		name:    "status",
+		args:    "[--json] SESSION...",
+		summary: "show who holds each SESSION's lock and what its ledger remembers",
+		run:     runStatus,
+	},
+	{
+		name:    "exec",
+		args:    "[--owner NAME] [--timeout DURATION] SESSION -- COMMAND [ARGS...]",
+		summary: "run COMMAND as one tenure of SESSION's lock",
+		run:     runExec,
+	},
+	{
+		name:    "append",
+		args:    "[--owner NAME] [--json] [--timeout DURATION] SESSION [LINE...]",
+		summary: "append lines (arguments or standard input) to SESSION under one tenure",
+		run:     runAppend,
+	},
+	{
 		name:    "demo",
 		args:    "[--dir DIR]",
 		summary: "show a prompt fence accept co-tenants and catch a bypassing write",
 		run:     runDemo,
-	},
-	{
-		name:    "append",
-		args:    "[--owner NAME] SESSION LINE...",
-		summary: "append lines to SESSION under one tenure of its lock",
-		run:     runAppend,
 	},
 }
 
@@ -99,6 +250,9 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-7s %s\n", cmd.name, cmd.summary)
 		fmt.Fprintf(w, "          sessionlock %s %s\n", cmd.name, cmd.args)
 	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "exit status: 0 ok, 1 failure, 2 usage, 3 timed out waiting for the lock;")
+	fmt.Fprintln(w, "exec: COMMAND's status, 128+N for signal N, 126 cannot run, 127 not found")
 }
 
 // flags returns a flag set for cmd that reports errors and usage on
@@ -111,6 +265,11 @@ func (cmd *command) flags() *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// timeoutFlag adds --timeout to fs.
+func timeoutFlag(fs *flag.FlagSet) *time.Duration {
+	return fs.Duration("timeout", 0, "give up waiting for the lock after `DURATION` (exit status 3); 0 waits as long as it takes")
 }
 
 // parse parses args into fs. When it returns false, the command should
@@ -134,236 +293,8 @@ func (cmd *command) badUsage(fs *flag.FlagSet, format string, args ...any) int {
 	return exitUsage
 }
 
-func runAppend(cmd *command, args []string) int {
-	fs := cmd.flags()
-	owner := fs.String("owner", "", "owner name recorded in the ledger for this tenure")
-	if ok, status := parse(fs, args); !ok {
-		return status
-	}
-	if fs.NArg() < 2 {
-		return cmd.badUsage(fs, "need a session file and at least one line")
-	}
-	session, lines := fs.Arg(0), fs.Args()[1:]
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	gen, err := appendUnderLock(ctx, session, *owner, lines)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "sessionlock append: %v\n", err)
-		return exitFailure
-	}
-	fmt.Printf("appended %d line(s) at generation %d\n", len(lines), gen)
-	return exitOK
-}
-
-// appendUnderLock appends lines to session in one tenure and returns the
-// tenure's generation.
-func appendUnderLock(ctx context.Context, session, owner string, lines []string) (uint64, error) {
-	l, err := sessionlock.AcquireSessionWriteLock(ctx, session, sessionlock.WithOwner(owner))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range lines {
-		if _, err = l.Append([]byte(line + "\n")); err != nil {
-			break
-		}
-	}
-	if rerr := l.Release(); err == nil {
-		err = rerr
-	}
-	return l.Epoch(), err
-}
-
-// demoTimeout bounds the whole demo, so that a lock held elsewhere cannot
-// make it hang.
-const demoTimeout = time.Minute
-
-func runDemo(cmd *command, args []string) int {
-	fs := cmd.flags()
-	dir := fs.String("dir", "", "directory for the session file (default: a new temporary directory, removed afterwards)")
-	if ok, status := parse(fs, args); !ok {
-		return status
-	}
-	if fs.NArg() > 0 {
-		return cmd.badUsage(fs, "unexpected argument %q", fs.Arg(0))
-	}
-
-	if *dir == "" {
-		tmp, err := os.MkdirTemp("", "sessionlock-demo-")
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "sessionlock demo: %v\n", err)
-			return exitFailure
-		}
-		defer os.RemoveAll(tmp)
-		*dir = tmp
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, demoTimeout)
-	defer cancel()
-
-	if err := demo(ctx, filepath.Join(*dir, "session.jsonl")); err != nil {
-		fmt.Fprintf(os.Stderr, "sessionlock demo: %v\n", err)
-		return exitFailure
-	}
-	return exitOK
-}
-
-// demo runs the two prompt windows and returns an error unless the first
-// is accepted and the second is a takeover caused by the bypassing write.
-func demo(ctx context.Context, session string) error {
-	fmt.Println("A controller, two co-tenants and one writer that ignores the lock share a session file.")
-	fmt.Println()
-	fmt.Println("session file:", session)
-	fmt.Println("lock file:   ", session+".lock (holds the ledger; the library never deletes it)")
-
-	l, err := sessionlock.AcquireSessionWriteLock(ctx, session, sessionlock.WithOwner("controller"))
-	if err != nil {
-		return err
-	}
-	fence := sessionlock.NewPromptFence(l)
-	defer fence.Close()
-
-	fmt.Println()
-	fmt.Println("Window 1: only holders of the lock write.")
-	step("controller", "acquired the lock at generation %d and opened a prompt fence", l.Epoch())
-	if _, err := l.Append([]byte(`{"role":"user","text":"summarise the logs"}` + "\n")); err != nil {
-		return err
-	}
-	step("controller", "appended the user's message")
-	if err := fence.ReleaseForPrompt(); err != nil {
-		return err
-	}
-	step("controller", "released the lock for the model prompt")
-
-	gen, err := inGoroutine(func() (uint64, error) {
-		return appendUnderLock(ctx, session, "heartbeat", []string{`{"type":"heartbeat"}`})
-	})
-	if err != nil {
-		return fmt.Errorf("heartbeat: %w", err)
-	}
-	step("heartbeat", "a goroutine of this process took the lock and appended (generation %d)", gen)
-
-	out, pid, err := appendInChild(ctx, session, "cron", `{"type":"cron","job":"rotate"}`)
-	if err != nil {
-		return fmt.Errorf("cron: %w", err)
-	}
-	step("cron", "child process %d ran `sessionlock append --owner cron`: %s", pid, out)
-
-	if err := fence.Reacquire(ctx); err != nil {
-		step("controller", "reacquired: %v", err)
-		return errors.New("window 1: expected the fence to accept the co-tenants' writes")
-	}
-	w := fence.Window()
-	step("controller", "reacquired at generation %d: accepted", w.Reacquired)
-	detail("epoch delta %d (generation %d to %d); tenures that wrote:", w.Delta(), w.Released, w.Reacquired)
-	for _, t := range w.Writers() {
-		detail("  generation %d: %q, pid %d, %d -> %d bytes", t.Generation, t.Owner, t.PID, t.SizeBefore, t.SizeAfter)
-	}
-	if w.Unrecorded > 0 {
-		detail("  and %d tenure(s) no longer in the ledger's history", w.Unrecorded)
-	}
-
-	fmt.Println()
-	fmt.Println("Window 2: a writer bypasses the lock.")
-	if err := fence.ReleaseForPrompt(); err != nil {
-		return err
-	}
-	step("controller", "released the lock for the model prompt")
-	how, err := bypassingAppend(ctx, session, `{"note":"edited by hand"}`)
-	if err != nil {
-		return fmt.Errorf("bypassing append: %w", err)
-	}
-	step("bypass", "%s, without the lock", how)
-
-	err = fence.Reacquire(ctx)
-	var te *sessionlock.TakeoverError
-	if !errors.As(err, &te) {
-		step("controller", "reacquired: %v", err)
-		return errors.New("window 2: expected a takeover")
-	}
-	step("controller", "reacquired at generation %d: takeover", te.Reacquired)
-	detail("cause:  %s", te.Cause)
-	detail("change: %s", te.Change)
-	detail("error:  %v", te)
-	step("controller", "holds the lock again and would reload the session file now")
-	if te.Cause != sessionlock.CauseBypass {
-		return fmt.Errorf("window 2: expected cause %s, got %s", sessionlock.CauseBypass, te.Cause)
-	}
-
-	fmt.Println()
-	fmt.Println("Both verdicts as expected: co-tenants accepted, bypassing write caught.")
-	return nil
-}
-
-// step prints what one actor did.
-func step(actor, format string, args ...any) {
-	fmt.Printf("  %-11s %s\n", actor, fmt.Sprintf(format, args...))
-}
-
-// detail prints a line that belongs to the step above it.
-func detail(format string, args ...any) {
-	fmt.Printf("  %-11s %s\n", "", fmt.Sprintf(format, args...))
-}
-
-// inGoroutine runs f in a goroutine of its own, as a co-tenant of the
-// controller would, and waits for its result.
-func inGoroutine(f func() (uint64, error)) (uint64, error) {
-	type result struct {
-		gen uint64
-		err error
-	}
-	done := make(chan result)
-	go func() {
-		gen, err := f()
-		done <- result{gen, err}
-	}()
-	r := <-done
-	return r.gen, r.err
-}
-
-// appendInChild runs this program's append command in a child process, a
-// co-tenant in another process, and returns its output and pid.
-func appendInChild(ctx context.Context, session, owner, line string) (string, int, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return "", 0, err
-	}
-	child := exec.CommandContext(ctx, exe, "append", "--owner", owner, session, line)
-	var stderr strings.Builder
-	child.Stderr = &stderr
-	out, err := child.Output()
-	pid := 0
-	if child.Process != nil {
-		pid = child.Process.Pid
-	}
-	if err != nil {
-		return "", pid, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	return strings.TrimSpace(string(out)), pid, nil
-}
-
-// bypassingAppend appends line to session without taking the lock and says
-// how it did so.
-func bypassingAppend(ctx context.Context, session, line string) (string, error) {
-	if runtime.GOOS == "windows" {
-		// There is no /bin/sh to call here; Go's os package ignores the
-		// lock just as well.
-		f, err := os.OpenFile(session, os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			return "", err
-		}
-		if _, err := f.WriteString(line + "\n"); err != nil {
-			f.Close()
-			return "", err
-		}
-		return "appended with Go's os package (no /bin/sh on Windows)", f.Close()
-	}
-	echo := "echo '" + line + "'"
-	sh := exec.CommandContext(ctx, "/bin/sh", "-c", echo+` >> "$1"`, "sh", session)
-	if out, err := sh.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
-	}
-	return fmt.Sprintf("/bin/sh ran: %s >> %s", echo, filepath.Base(session)), nil
+// fail reports err for cmd on standard error and returns exitFailure.
+func (cmd *command) fail(err error) int {
+	fmt.Fprintf(os.Stderr, "sessionlock %s: %v\n", cmd.name, err)
+	return exitFailure
 }
