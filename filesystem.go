@@ -24,6 +24,11 @@ type FileSystem struct {
 	// the same clock tick as a change cannot prove the file unchanged, and
 	// the racy rule backs it with a content digest.
 	FineTimestamps bool
+	// Probed says whether FineTimestamps comes from a probe. Inspect does
+	// not probe (it creates nothing); before any tenure in this process has
+	// used the file system, it reports Probed false and FineTimestamps
+	// false, the cautious answer.
+	Probed bool
 }
 
 // AutoMode is the fingerprint mode that FingerprintAuto resolves to on this
@@ -71,11 +76,23 @@ func fileSystemOf(dir string) FileSystem {
 			return v.(FileSystem)
 		}
 	}
-	fsys := FileSystem{Type: typ, Remote: remote, FineTimestamps: probeTimestamps(dir)}
+	fsys := FileSystem{Type: typ, Remote: remote, FineTimestamps: probeTimestamps(dir), Probed: true}
 	if ok {
 		fsCache.Store(key, fsys)
 	}
 	return fsys
+}
+
+// knownFileSystem is fileSystemOf without the probe: it never writes to
+// dir.
+func knownFileSystem(dir string) FileSystem {
+	key, typ, remote, ok := fsIdentify(dir)
+	if ok {
+		if v, found := fsCache.Load(key); found {
+			return v.(FileSystem)
+		}
+	}
+	return FileSystem{Type: typ, Remote: remote}
 }
 
 // fineTimestamps reports whether the file system holding dir gives every

@@ -75,7 +75,7 @@ func Inspect(sessionFile string) (*Status, error) {
 	if err := checkLockFile("inspect", st.LockFile); err != nil {
 		return nil, err
 	}
-	st.FileSystem = fileSystemOf(filepath.Dir(canon))
+	st.FileSystem = knownFileSystem(filepath.Dir(canon))
 
 	if _, err := os.Lstat(st.LockFile); errors.Is(err, fs.ErrNotExist) {
 		return st, nil

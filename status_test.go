@@ -3,6 +3,7 @@ package sessionlock_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -19,6 +20,9 @@ func TestInspectBeforeFirstUseCreatesNothing(t *testing.T) {
 	require.Nil(t, st.Holder)
 	_, err = os.Stat(p + ".lock")
 	require.ErrorIs(t, err, os.ErrNotExist)
+	entries, err := os.ReadDir(filepath.Dir(p))
+	require.NoError(t, err)
+	require.Empty(t, entries, "not even a probe file")
 }
 
 func TestInspectShowsHolderHistoryAndLastBreak(t *testing.T) {

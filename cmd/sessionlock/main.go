@@ -90,8 +90,8 @@
 //	  "file_system": {
 //	    "type": "ext4",
 //	    "remote": false,                      network or FUSE: content is verified
-//	    "fine_timestamps": true
-//	  }
+//	    "fine_timestamps": null               true or false once probed; status
+//	  }                                       itself never probes (it writes nothing)
 //	}
 //
 // A session that could not be inspected gives an object with only

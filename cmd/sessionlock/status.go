@@ -136,7 +136,7 @@ type breakJSON struct {
 type fileSystemJSON struct {
 	Type           string `json:"type"`
 	Remote         bool   `json:"remote"`
-	FineTimestamps bool   `json:"fine_timestamps"`
+	FineTimestamps *bool  `json:"fine_timestamps"`
 }
 
 func statusToJSON(argument string, st *sessionlock.Status) statusJSON {
@@ -151,7 +151,11 @@ func statusToJSON(argument string, st *sessionlock.Status) statusJSON {
 		FingerprintMode: nonEmpty(st.Mode),
 		LedgerError:     nonEmpty(st.LedgerError),
 		Tenures:         []tenureJSON{},
-		FileSystem:      fileSystemJSON{Type: st.FileSystem.Type, Remote: st.FileSystem.Remote, FineTimestamps: st.FileSystem.FineTimestamps},
+		FileSystem:      fileSystemJSON{Type: st.FileSystem.Type, Remote: st.FileSystem.Remote},
+	}
+	if st.FileSystem.Probed {
+		fine := st.FileSystem.FineTimestamps
+		out.FileSystem.FineTimestamps = &fine
 	}
 	if h := st.Holder; h != nil {
 		out.Holder = &holderJSON{Owner: h.Owner, PID: h.PID, Host: h.Host, ProcessStart: timeJSON(h.ProcessStart),
@@ -294,9 +298,12 @@ func describeFileSystem(fsys sessionlock.FileSystem) string {
 	} else {
 		traits = append(traits, "local")
 	}
-	if fsys.FineTimestamps {
+	switch {
+	case !fsys.Probed:
+		traits = append(traits, "timestamps not probed")
+	case fsys.FineTimestamps:
 		traits = append(traits, "fine timestamps")
-	} else {
+	default:
 		traits = append(traits, "coarse timestamps")
 	}
 	return fmt.Sprintf("%s: %s", fsys.Type, strings.Join(traits, ", "))
