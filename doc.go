@@ -77,9 +77,10 @@
 // removing one that someone holds would let a second holder in.
 package sessionlock
 
-// BUG(sessionlock): Across processes, a waiter polls the file lock with
-// backoff, so processes are not served in arrival order and a waiter can be
-// overtaken repeatedly; only goroutines of one process queue in order.
+// BUG(sessionlock): Across processes, the order in which waiters get the
+// lock is the kernel's: each process has one blocking flock(2) call per
+// contended lock file, and only goroutines of one process queue in arrival
+// order.
 
 // BUG(sessionlock): In FingerprintContent mode every snapshot reads the
 // whole session file (one pass at acquire and one at release), so a fence

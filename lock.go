@@ -17,14 +17,6 @@ import (
 	"github.com/gofrs/flock"
 )
 
-// Polling bounds for the cross-process wait. A blocked flock(2) cannot be
-// interrupted from Go, so a waiter whose context may end polls the lock with
-// a non-blocking attempt, backing off from pollMin to pollMax.
-const (
-	pollMin = 500 * time.Microsecond
-	pollMax = 25 * time.Millisecond
-)
-
 // lockFileMode is the permission for a new lock file, before the umask.
 // Cooperating processes of other users need to write the ledger too.
 const lockFileMode = 0o666
@@ -167,44 +159,53 @@ var testHookLocked func(lockPath string)
 // locked file is the one at the path: if someone removed or replaced it
 // between our open and our lock, the lock guards nothing and we retry.
 func (l *Lock) lockFile(ctx context.Context) error {
-	delay := pollMin
-	var timer *time.Timer
 	for {
-		fl := flock.New(l.lockPath, flock.SetFlag(os.O_CREATE|os.O_RDWR|oNoFollow), flock.SetPermissions(lockFileMode))
+		fl, err := l.takeFileLock(ctx)
+		if err != nil {
+			return err
+		}
+		if testHookLocked != nil {
+			testHookLocked(l.lockPath)
+		}
+		f, same, err := l.verifyLocked(fl)
+		if err != nil {
+			_ = fl.Unlock()
+			return err
+		}
+		if same {
+			l.fl, l.f = fl, f
+			return nil
+		}
+		_ = fl.Unlock()
+		l.opts.log(slog.LevelDebug, "sessionlock: lock file replaced while locking; retrying", "lock", l.lockPath)
+	}
+}
+
+// takeFileLock returns the cross-process lock on the lock file: at once if
+// it is free, else from the session's kernel waiter (see waiter.go), or an
+// error when ctx ends first.
+func (l *Lock) takeFileLock(ctx context.Context) (*flock.Flock, error) {
+	kw := pendingKernelWaiter(l.sessionFile)
+	if kw == nil {
+		fl := newFlock(l.lockPath)
 		ok, err := fl.TryLock()
 		if err != nil {
-			return l.openError(err)
+			return nil, l.openError(err)
 		}
 		if ok {
-			if testHookLocked != nil {
-				testHookLocked(l.lockPath)
-			}
-			f, same, err := l.verifyLocked(fl)
-			if err != nil {
-				_ = fl.Unlock()
-				return err
-			}
-			if same {
-				l.fl, l.f = fl, f
-				return nil
-			}
-			_ = fl.Unlock()
-			l.opts.log(slog.LevelDebug, "sessionlock: lock file replaced while locking; retrying", "lock", l.lockPath)
-			continue
+			return fl, nil
 		}
-
-		if timer == nil {
-			timer = time.NewTimer(delay)
-			defer timer.Stop()
-		} else {
-			timer.Reset(delay)
+		kw = kernelWaiterFor(l.sessionFile, l.lockPath)
+	}
+	select {
+	case <-kw.done:
+		fl, err := kw.claim(l.sessionFile)
+		if err != nil {
+			return nil, l.openError(err)
 		}
-		select {
-		case <-ctx.Done():
-			return waitError(l.sessionFile, l.lockPath, ctx.Err())
-		case <-timer.C:
-		}
-		delay = min(delay*2, pollMax)
+		return fl, nil
+	case <-ctx.Done():
+		return nil, waitError(l.sessionFile, l.lockPath, ctx.Err())
 	}
 }
 

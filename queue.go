@@ -90,4 +90,5 @@ func handOffLocked(key string, q *turnQueue) {
 	}
 	q.held = false
 	delete(queues, key)
+	abandonKernelWaiterLocked(key)
 }
