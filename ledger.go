@@ -14,16 +14,21 @@ import (
 
 // The ledger is kept inside the lock file as a few lines of text:
 //
-//	sessionlock ledger v1
+//	sessionlock ledger v2
 //	holder: "cron" pid 4242 on host "gw1" since 2026-12-03T15:58:19.5Z (generation 42)
-//	data: {"generation":42,...}
+//	state 42 40 41
+//	release 1 2049 1234 5120 1796316239993209633 1796316239993209633 -
+//	open ...
+//	tenure ...
+//	break ...
 //	crc32c: 1a2b3c4d
 //
 // The first line names the format and its version. The holder line is for
-// people running cat on the lock file; it is never parsed. The data line is
-// the ledger as JSON, and the checksum line is the CRC-32C of exactly the
-// JSON bytes. Anything that fails to parse or to check is corrupt, and a
-// corrupt ledger is unknown history: it is never trusted in part.
+// people running cat on the lock file; it is never parsed. The records
+// follow (see ledgercodec.go), and the checksum line is the CRC-32C of
+// exactly the record bytes. Anything that fails to parse or to check is
+// corrupt, and a corrupt ledger is unknown history: it is never trusted in
+// part.
 const (
 	ledgerHeader  = "sessionlock ledger v2"
 	ledgerVersion = 1
@@ -47,13 +52,13 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // fpRecord is a Fingerprint as stored in the ledger.
 type fpRecord struct {
-	Exists bool   `json:"exists"`
-	Dev    uint64 `json:"dev,omitempty"`
-	Ino    uint64 `json:"ino,omitempty"`
-	Size   int64  `json:"size,omitempty"`
-	Mtime  int64  `json:"mtime,omitempty"`
-	Ctime  int64  `json:"ctime,omitempty"`
-	SHA256 string `json:"sha256,omitempty"`
+	Exists bool
+	Dev    uint64
+	Ino    uint64
+	Size   int64
+	Mtime  int64
+	Ctime  int64
+	SHA256 string
 }
 
 func recordOf(fp Fingerprint) *fpRecord {
@@ -82,22 +87,22 @@ func (r *fpRecord) fingerprint() (Fingerprint, error) {
 
 // tenureRecord is one tenure: open (Released == 0) or closed.
 type tenureRecord struct {
-	Gen       uint64 `json:"gen"`
-	Owner     string `json:"owner,omitempty"`
-	PID       int    `json:"pid"`
-	Host      string `json:"host,omitempty"`
-	ProcStart int64  `json:"proc_start,omitempty"`
-	Acquired  int64  `json:"acquired"`
-	Released  int64  `json:"released,omitempty"`
-	SizeIn    int64  `json:"size_in"`
-	SizeOut   int64  `json:"size_out,omitempty"`
-	Wrote     bool   `json:"wrote,omitempty"`
-	Died      bool   `json:"died,omitempty"`
+	Gen       uint64
+	Owner     string
+	PID       int
+	Host      string
+	ProcStart int64
+	Acquired  int64
+	Released  int64
+	SizeIn    int64
+	SizeOut   int64
+	Wrote     bool
+	Died      bool
 	// Mode is the fingerprint mode of the tenure: "stat" or "content".
-	Mode string `json:"mode,omitempty"`
+	Mode string
 	// AcquireFP is kept only while the tenure is open: it is the state the
 	// holder found, and the reference if the holder dies before release.
-	AcquireFP *fpRecord `json:"fp_in,omitempty"`
+	AcquireFP *fpRecord
 }
 
 func (t *tenureRecord) holder() Holder {
@@ -111,24 +116,24 @@ func (t *tenureRecord) holder() Holder {
 // breakRecord is a point where the chain of tenures broke.
 type breakRecord struct {
 	// Gen is the tenure that found the break; the chain broke before it.
-	Gen    uint64        `json:"gen"`
-	Cause  string        `json:"cause"`
-	Change string        `json:"change,omitempty"`
-	Before *fpRecord     `json:"before,omitempty"`
-	After  *fpRecord     `json:"after,omitempty"`
-	Dead   *tenureRecord `json:"dead,omitempty"`
-	At     int64         `json:"at"`
-	Detail string        `json:"detail,omitempty"`
+	Gen    uint64
+	Cause  string
+	Change string
+	Before *fpRecord
+	After  *fpRecord
+	Dead   *tenureRecord
+	At     int64
+	Detail string
 	// Append describes a change that added bytes at the end.
-	Append *appendRecord `json:"append,omitempty"`
+	Append *appendRecord
 }
 
 // appendRecord is an appendInfo as stored in the ledger.
 type appendRecord struct {
-	From           int64 `json:"from"`
-	To             int64 `json:"to"`
-	PrefixVerified bool  `json:"prefix_ok,omitempty"`
-	CompleteLines  bool  `json:"lines_ok,omitempty"`
+	From           int64
+	To             int64
+	PrefixVerified bool
+	CompleteLines  bool
 }
 
 func (a appendInfo) record() *appendRecord {
@@ -140,22 +145,22 @@ func (a appendInfo) record() *appendRecord {
 
 // ledgerState is the decoded ledger.
 type ledgerState struct {
-	Version int `json:"v"`
+	Version int
 	// Generation is the highest generation ever opened.
-	Generation uint64 `json:"generation"`
+	Generation uint64
 	// Open is the tenure currently open, or nil.
-	Open *tenureRecord `json:"open,omitempty"`
+	Open *tenureRecord
 	// LastRelease is the session file's fingerprint at the last release,
 	// made by tenure LastReleaseGen.
-	LastRelease    *fpRecord `json:"last_release,omitempty"`
-	LastReleaseGen uint64    `json:"last_release_gen,omitempty"`
+	LastRelease    *fpRecord
+	LastReleaseGen uint64
 	// BreakGen is the highest generation at which a break was recorded.
-	BreakGen uint64        `json:"break_gen,omitempty"`
-	Breaks   []breakRecord `json:"breaks,omitempty"`
+	BreakGen uint64
+	Breaks   []breakRecord
 	// Tenures holds the closed tenures, oldest first, in encoded form: a
 	// tenure is parsed only when someone asks about it, and an unchanged
 	// history is written back as it was read.
-	Tenures []tenureLine `json:"-"`
+	Tenures []tenureLine
 }
 
 // tenureLine is one closed tenure in the ledger's history.
