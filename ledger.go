@@ -31,7 +31,7 @@ import (
 // part.
 const (
 	ledgerHeader  = "sessionlock ledger v2"
-	ledgerVersion = 1
+	ledgerVersion = 2
 
 	// maxLedgerBytes bounds what a reader accepts; an encoded ledger stays
 	// well below it because every list and string in it is bounded.

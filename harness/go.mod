@@ -13,6 +13,7 @@ require (
 require (
 	github.com/gofrs/flock v0.13.2 // indirect
 	github.com/klauspost/cpuid/v2 v2.0.12 // indirect
+	go.uber.org/goleak v1.3.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 )
 
