@@ -101,6 +101,7 @@ func (s *ledgerState) end(fp Fingerprint, wrote bool, now time.Time) {
 	t.SizeOut = fp.Size
 	t.Wrote = wrote
 	s.addTenure(t)
+	s.lastClosed = &t
 	s.Open = nil
 	s.LastRelease = recordOf(fp)
 	s.LastReleaseGen = t.Gen

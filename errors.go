@@ -109,15 +109,11 @@ type Holder struct {
 // String describes the holder for error messages, for example
 // `"cron" pid 4242 on host "gw1" since 2026-12-03T15:58:19Z`.
 func (h Holder) String() string {
-	owner := h.Owner
-	if owner == "" {
-		owner = "(no owner)"
-	}
-	s := fmt.Sprintf("%q pid %d on host %q", owner, h.PID, h.Host)
+	var since int64
 	if !h.Since.IsZero() {
-		s += " since " + h.Since.UTC().Format(time.RFC3339Nano)
+		since = h.Since.UnixNano()
 	}
-	return s
+	return string(appendHolder(nil, h.Owner, h.PID, h.Host, since))
 }
 
 // TakeoverError is the error a prompt fence returns when the session file

@@ -2,6 +2,7 @@ package sessionlock
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"sync"
 )
@@ -53,7 +54,7 @@ func InspectFileSystem(dir string) (FileSystem, error) {
 	if !st.IsDir() {
 		return FileSystem{}, fmt.Errorf("inspect file system: %s is not a directory", dir)
 	}
-	return fileSystemOf(dir), nil
+	return fileSystemOf(dir, nil), nil
 }
 
 // probeRounds is how many rewrite-after-stat trials the timestamp probe
@@ -69,8 +70,11 @@ var fsCache sync.Map // key -> FileSystem
 // fileSystemOf returns the cached FileSystem for the file system holding
 // dir, probing it on first use. If the file system cannot be identified,
 // it is probed every time.
-func fileSystemOf(dir string) FileSystem {
-	key, typ, remote, ok := fsIdentify(dir)
+//
+// hint, when not nil, is the stat of a file in dir (the lock file), which
+// saves a stat of dir where the key needs the device number.
+func fileSystemOf(dir string, hint fs.FileInfo) FileSystem {
+	key, typ, remote, ok := fsIdentify(dir, hint)
 	if ok {
 		if v, found := fsCache.Load(key); found {
 			return v.(FileSystem)
@@ -86,7 +90,7 @@ func fileSystemOf(dir string) FileSystem {
 // knownFileSystem is fileSystemOf without the probe: it never writes to
 // dir.
 func knownFileSystem(dir string) FileSystem {
-	key, typ, remote, ok := fsIdentify(dir)
+	key, typ, remote, ok := fsIdentify(dir, nil)
 	if ok {
 		if v, found := fsCache.Load(key); found {
 			return v.(FileSystem)
@@ -98,7 +102,7 @@ func knownFileSystem(dir string) FileSystem {
 // fineTimestamps reports whether the file system holding dir gives every
 // change made after a stat a timestamp that differs from the one that stat
 // returned (see FileSystem.FineTimestamps).
-func fineTimestamps(dir string) bool { return fileSystemOf(dir).FineTimestamps }
+func fineTimestamps(dir string) bool { return fileSystemOf(dir, nil).FineTimestamps }
 
 // probeTimestamps answers FineTimestamps for the file system holding dir:
 // create a scratch file, stat it, rewrite it in place with the same size,

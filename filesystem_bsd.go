@@ -5,6 +5,7 @@ package sessionlock
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -12,7 +13,7 @@ import (
 
 // fsIdentify returns a key for the mounted file system holding dir, its
 // type name from statfs, and whether it is a network or FUSE file system.
-func fsIdentify(dir string) (key, typ string, remote, ok bool) {
+func fsIdentify(dir string, _ fs.FileInfo) (key, typ string, remote, ok bool) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		return "", "unknown", false, false

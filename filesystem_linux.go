@@ -2,9 +2,19 @@ package sessionlock
 
 import (
 	"fmt"
+	"io/fs"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
+
+func statOf(fi fs.FileInfo) (*syscall.Stat_t, bool) {
+	if fi == nil {
+		return nil, false
+	}
+	s, ok := fi.Sys().(*syscall.Stat_t)
+	return s, ok
+}
 
 // linuxFileSystems names file systems by their statfs magic number. The
 // remote ones are network and FUSE file systems, whose stat can change for
@@ -48,13 +58,15 @@ var linuxFileSystems = map[int64]struct {
 // type name, and whether it is remote. The key includes the file system id
 // from the superblock (for ext4 it derives from the UUID), so a loop
 // device reused for another image gets a new key.
-func fsIdentify(dir string) (key, typ string, remote, ok bool) {
+func fsIdentify(dir string, hint fs.FileInfo) (key, typ string, remote, ok bool) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		return "", "unknown", false, false
 	}
 	var s unix.Stat_t
-	if err := unix.Stat(dir, &s); err != nil {
+	if h, isStat := statOf(hint); isStat {
+		s.Dev = h.Dev
+	} else if err := unix.Stat(dir, &s); err != nil {
 		return "", "unknown", false, false
 	}
 	magic := int64(uint32(st.Type))

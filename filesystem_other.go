@@ -4,12 +4,13 @@ package sessionlock
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 )
 
 // fsIdentify on other platforms knows only the device number of dir, so the
 // type is unknown and no file system counts as remote.
-func fsIdentify(dir string) (key, typ string, remote, ok bool) {
+func fsIdentify(dir string, _ fs.FileInfo) (key, typ string, remote, ok bool) {
 	st, err := os.Stat(dir)
 	if err != nil {
 		return "", "unknown", false, false

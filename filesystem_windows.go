@@ -2,6 +2,7 @@ package sessionlock
 
 import (
 	"fmt"
+	"io/fs"
 	"path/filepath"
 
 	"golang.org/x/sys/windows"
@@ -9,7 +10,7 @@ import (
 
 // fsIdentify returns a key for the volume holding dir, its file system name
 // (NTFS, ReFS, FAT32, ...), and whether it is a network drive.
-func fsIdentify(dir string) (key, typ string, remote, ok bool) {
+func fsIdentify(dir string, _ fs.FileInfo) (key, typ string, remote, ok bool) {
 	root := filepath.VolumeName(dir) + `\`
 	p, err := windows.UTF16PtrFromString(root)
 	if err != nil {

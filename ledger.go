@@ -161,6 +161,10 @@ type ledgerState struct {
 	// tenure is parsed only when someone asks about it, and an unchanged
 	// history is written back as it was read.
 	Tenures []tenureLine
+
+	// lastClosed is the tenure that end closed, kept so that the holder
+	// line need not parse it back; not part of the encoding.
+	lastClosed *tenureRecord
 }
 
 // tenureLine is one closed tenure in the ledger's history.
@@ -189,7 +193,7 @@ func encodeLedger(s *ledgerState) ([]byte, error) {
 	b := make([]byte, 0, 4096)
 	b = append(b, ledgerHeader...)
 	b = append(b, "\nholder: "...)
-	b = append(b, s.summary()...)
+	b = s.appendSummary(b)
 	b = append(b, '\n')
 	start := len(b)
 	b = appendRecords(b, s)
@@ -209,16 +213,53 @@ func appendHex32(b []byte, v uint32) []byte {
 
 // summary is the human-readable holder line.
 func (s *ledgerState) summary() string {
-	if s.Open != nil {
-		h := s.Open.holder()
-		return fmt.Sprintf("%s (generation %d)", h.String(), s.Open.Gen)
+	return string(s.appendSummary(nil))
+}
+
+// appendSummary renders the holder line, for example
+// `"cron" pid 4242 on host "gw1" since 2026-12-03T15:58:19.5Z (generation 42)`
+// or `none; generation 42 released by "cron" pid 4242 at ...`. It is on the
+// path of every tenure, so it appends instead of formatting.
+func (s *ledgerState) appendSummary(b []byte) []byte {
+	if t := s.Open; t != nil {
+		b = appendHolder(b, t.Owner, t.PID, t.Host, t.Acquired)
+		b = append(b, " (generation "...)
+		b = strconv.AppendUint(b, t.Gen, 10)
+		return append(b, ')')
 	}
+	b = append(b, "none; generation "...)
 	if n := len(s.Tenures); n > 0 {
-		t := s.Tenures[n-1].record()
-		return fmt.Sprintf("none; generation %d released by %q pid %d at %s", t.Gen, t.Owner, t.PID,
-			time.Unix(0, t.Released).UTC().Format(time.RFC3339Nano))
+		t := s.lastClosed
+		if t == nil || t.Gen != s.Tenures[n-1].Gen {
+			r := s.Tenures[n-1].record()
+			t = &r
+		}
+		b = strconv.AppendUint(b, t.Gen, 10)
+		b = append(b, " released by "...)
+		b = strconv.AppendQuote(b, t.Owner)
+		b = append(b, " pid "...)
+		b = strconv.AppendInt(b, int64(t.PID), 10)
+		b = append(b, " at "...)
+		return time.Unix(0, t.Released).UTC().AppendFormat(b, time.RFC3339Nano)
 	}
-	return fmt.Sprintf("none; generation %d", s.Generation)
+	return strconv.AppendUint(b, s.Generation, 10)
+}
+
+// appendHolder renders a holder as Holder.String does.
+func appendHolder(b []byte, owner string, pid int, host string, since int64) []byte {
+	if owner == "" {
+		owner = "(no owner)"
+	}
+	b = strconv.AppendQuote(b, owner)
+	b = append(b, " pid "...)
+	b = strconv.AppendInt(b, int64(pid), 10)
+	b = append(b, " on host "...)
+	b = strconv.AppendQuote(b, host)
+	if since != 0 {
+		b = append(b, " since "...)
+		b = time.Unix(0, since).UTC().AppendFormat(b, time.RFC3339Nano)
+	}
+	return b
 }
 
 // corruptLedgerError says why a ledger could not be trusted.
@@ -243,7 +284,13 @@ func decodeLedger(raw []byte) (*ledgerState, error) {
 	if len(raw) > maxLedgerBytes {
 		return nil, corrupt("%d bytes, more than the %d a ledger may use", len(raw), maxLedgerBytes)
 	}
-	text := string(raw)
+	// Only the records are kept (closed tenures stay as text), so only
+	// they are copied into a string, after the checksum has passed.
+	end := len(raw)
+	if i := bytes.Index(raw, []byte("\ncrc32c: ")); i >= 0 {
+		end = i + 1
+	}
+	text := string(raw[:min(len(raw), end+len("crc32c: ")+9)])
 	header, rest, ok := strings.Cut(text, "\n")
 	if !ok {
 		return nil, corrupt("truncated after the header")
@@ -274,7 +321,8 @@ func decodeLedger(raw []byte) (*ledgerState, error) {
 	if err != nil || len(sum) != 8 {
 		return nil, corrupt("bad checksum field %.20q", sum)
 	}
-	if got := crcOf(records); uint32(want) != got {
+	start := len(text) - len(body)
+	if got := crc32.Checksum(raw[start:start+len(records)], castagnoli); uint32(want) != got {
 		return nil, corrupt("checksum mismatch: recorded %08x, computed %08x", want, got)
 	}
 

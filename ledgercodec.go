@@ -3,7 +3,6 @@ package sessionlock
 import (
 	"encoding/hex"
 	"errors"
-	"hash/crc32"
 	"strconv"
 	"strings"
 )
@@ -369,9 +368,4 @@ func parseRecords(body string) (*ledgerState, error) {
 		return nil, corrupt("no state record")
 	}
 	return s, nil
-}
-
-// crcOf is the ledger checksum of the records.
-func crcOf(body string) uint32 {
-	return crc32.Update(0, castagnoli, []byte(body))
 }

@@ -72,11 +72,13 @@ type Lock struct {
 	fl          *flock.Flock
 	f           *os.File // the lock file, for ledger reads and writes
 	state       *ledgerState
-	ledgerLen   int
+	ledgerLen   int         // bytes of ledger (and padding) in the lock file
+	lockInfo    fs.FileInfo // the locked lock file, as stat saw it at acquire
 	gen         uint64
 	acquired    Fingerprint
 	fine        bool // the file system's timestamps show every change
 	remote      bool // network or FUSE: stat may flap
+	fsKnown     bool // fine, remote and mode are set
 	mode        FingerprintMode
 	released    bool
 
@@ -136,12 +138,11 @@ func acquire(ctx context.Context, canon string, o options) (*Lock, error) {
 		return nil, waitError(canon, lockPath, err)
 	}
 	l := &Lock{opts: o, sessionFile: canon, lockPath: lockPath}
-	fsys := fileSystemOf(filepath.Dir(canon))
-	l.fine, l.remote, l.mode = fsys.FineTimestamps, fsys.Remote, o.mode.resolve(fsys)
 	if err := l.lockFile(ctx); err != nil {
 		giveTurn(canon)
 		return nil, err
 	}
+	l.learnFileSystem()
 	if err := l.open(); err != nil {
 		l.f.Close()
 		_ = l.fl.Unlock()
@@ -216,7 +217,7 @@ func (l *Lock) verifyLocked(fl *flock.Flock) (*os.File, bool, error) {
 	if err != nil {
 		return nil, false, &fs.PathError{Op: "acquire", Path: l.lockPath, Err: unwrapPathError(err)}
 	}
-	f, err := os.OpenFile(l.lockPath, os.O_RDWR|oNoFollow, 0)
+	f, err := openLedgerFile(l.lockPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
@@ -236,6 +237,7 @@ func (l *Lock) verifyLocked(fl *flock.Flock) (*os.File, bool, error) {
 		f.Close()
 		return nil, false, nil
 	}
+	l.lockInfo = st
 	return f, true, nil
 }
 
@@ -252,10 +254,27 @@ func (l *Lock) verifyLocked(fl *flock.Flock) (*os.File, bool, error) {
 // ours. Replacing a lock file is outside the protocol (the library never
 // does it), and on local file systems the inode comparison decides.
 func (l *Lock) lockedAtPath(f *os.File) bool {
+	l.learnFileSystem()
 	if !l.remote {
 		return false
 	}
 	return lockedElsewhere(f)
+}
+
+// learnFileSystem sets what the tenure needs to know about the session's
+// file system, once: after locking, the lock file's stat saves a stat of
+// the directory.
+func (l *Lock) learnFileSystem() {
+	if l.fsKnown {
+		return
+	}
+	var hint fs.FileInfo
+	if l.lockInfo != nil {
+		hint = l.lockInfo
+	}
+	fsys := fileSystemOf(filepath.Dir(l.sessionFile), hint)
+	l.fine, l.remote, l.mode = fsys.FineTimestamps, fsys.Remote, l.opts.mode.resolve(fsys)
+	l.fsKnown = true
 }
 
 // openError turns a failure to open the lock file into a clear error: a
@@ -272,7 +291,7 @@ func (l *Lock) openError(err error) error {
 // open runs steps 2 and 3 of the protocol with the file lock held: read the
 // ledger, check continuity, open the tenure in the ledger.
 func (l *Lock) open() error {
-	raw, err := readLedgerBytes(l.f)
+	raw, err := readLedgerSized(l.f, l.lockInfo.Size()-ledgerOffset)
 	if err != nil {
 		return &fs.PathError{Op: "acquire", Path: l.lockPath, Err: fmt.Errorf("reading ledger: %w", err)}
 	}
@@ -358,6 +377,24 @@ func (l *Lock) heldTooLong(since time.Time) func() {
 	}
 }
 
+// readLedgerSized reads the ledger when its size is known (the lock is
+// held, so it cannot change): one read instead of reading to EOF.
+func readLedgerSized(f *os.File, size int64) ([]byte, error) {
+	if size < 0 {
+		size = 0
+	}
+	if size > maxLedgerBytes {
+		// Too large to be a ledger: read enough for the decoder to say so.
+		size = maxLedgerBytes + 1
+	}
+	buf := make([]byte, size)
+	n, err := f.ReadAt(buf, ledgerOffset)
+	if err == io.EOF {
+		err = nil
+	}
+	return buf[:n], err
+}
+
 func readLedgerBytes(f *os.File) ([]byte, error) {
 	buf := make([]byte, 0, 4096)
 	r := io.NewSectionReader(f, ledgerOffset, maxLedgerBytes+1)
@@ -376,14 +413,29 @@ func readLedgerBytes(f *os.File) ([]byte, error) {
 	}
 }
 
-// writeLedger stores l.state in the lock file. The file is rewritten in
-// place and then cut to the new length, so a reader never sees two ledgers
-// mixed; a torn write (a crash mid-call) fails the checksum and reads as
-// unknown history, which is safe.
+// maxLedgerPadding is how much shorter a new ledger may be than the old one
+// before the lock file is cut to size instead of padded.
+const maxLedgerPadding = 1024
+
+// writeLedger stores l.state in the lock file with one write in place. A
+// shorter ledger is padded with spaces over the old one's tail (the decoder
+// ignores what follows the checksum line), which saves cutting the file on
+// every release; only a much shorter one is cut. A reader never sees two
+// ledgers mixed, and a torn write (a crash mid-call) fails the checksum and
+// reads as unknown history, which is safe.
 func (l *Lock) writeLedger() error {
 	buf, err := encodeLedger(l.state)
 	if err != nil {
 		return &fs.PathError{Op: "write ledger", Path: l.lockPath, Err: err}
+	}
+	short := l.ledgerLen - len(buf)
+	if short > 0 && short <= maxLedgerPadding {
+		buf = append(buf, make([]byte, short)...)
+		pad := buf[len(buf)-short:]
+		for i := range pad {
+			pad[i] = ' '
+		}
+		pad[len(pad)-1] = '\n'
 	}
 	if _, err := l.f.WriteAt(buf, ledgerOffset); err != nil {
 		return &fs.PathError{Op: "write ledger", Path: l.lockPath, Err: unwrapPathError(err)}
@@ -560,10 +612,7 @@ func (l *Lock) racy(fp Fingerprint) (bool, error) {
 // checkStillLocked reports ErrLockLost if the lock file at the path is no
 // longer the file this tenure locked.
 func (l *Lock) checkStillLocked(op string) error {
-	held, err := l.f.Stat()
-	if err != nil {
-		return &fs.PathError{Op: op, Path: l.lockPath, Err: unwrapPathError(err)}
-	}
+	held := l.lockInfo
 	cur, err := os.Lstat(l.lockPath)
 	same := err == nil && os.SameFile(held, cur)
 	if !same && err == nil && l.remote {

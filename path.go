@@ -67,15 +67,14 @@ func canonicalize(op, sessionFile string) (string, error) {
 			}
 			return "", &fs.PathError{Op: op, Path: sessionFile, Err: unwrapPathError(err)}
 		}
-		if st, err := os.Stat(realDir); err != nil {
-			return "", &fs.PathError{Op: op, Path: sessionFile, Err: unwrapPathError(err)}
-		} else if !st.IsDir() {
-			return "", invalid(dir + " is not a directory")
-		}
 		p = filepath.Join(realDir, base)
 
+		// EvalSymlinks checked that realDir exists; Lstat of an entry in it
+		// fails with ENOTDIR when it is not a directory.
 		st, err := os.Lstat(p)
 		switch {
+		case err != nil && !errors.Is(err, fs.ErrNotExist) && isNotDir(realDir):
+			return "", invalid(dir + " is not a directory")
 		case errors.Is(err, fs.ErrNotExist):
 			return p, nil
 		case err != nil:
@@ -97,6 +96,13 @@ func canonicalize(op, sessionFile string) (string, error) {
 			return p, nil
 		}
 	}
+}
+
+// isNotDir reports whether path exists and is not a directory. It is
+// called only on error paths.
+func isNotDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && !st.IsDir()
 }
 
 // checkLockFile reports whether an existing lock file at lockPath is safe to

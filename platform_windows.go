@@ -38,3 +38,8 @@ func processAlive(pid int) bool {
 	}
 	return code == 259 // STILL_ACTIVE
 }
+
+// openLedgerFile opens the lock file for reading and writing the ledger.
+func openLedgerFile(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDWR|oNoFollow, 0)
+}
