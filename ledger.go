@@ -211,11 +211,6 @@ func appendHex32(b []byte, v uint32) []byte {
 	return b
 }
 
-// summary is the human-readable holder line.
-func (s *ledgerState) summary() string {
-	return string(s.appendSummary(nil))
-}
-
 // appendSummary renders the holder line, for example
 // `"cron" pid 4242 on host "gw1" since 2026-12-03T15:58:19.5Z (generation 42)`
 // or `none; generation 42 released by "cron" pid 4242 at ...`. It is on the
