@@ -186,8 +186,10 @@ func (l *Lock) lockFile(ctx context.Context) error {
 // it is free, else from the session's kernel waiter (see waiter.go), or an
 // error when ctx ends first.
 func (l *Lock) takeFileLock(ctx context.Context) (*flock.Flock, error) {
+	delay := pollMin
+	var timer *time.Timer
 	kw := pendingKernelWaiter(l.sessionFile)
-	if kw == nil {
+	for kw == nil {
 		fl := newFlock(l.lockPath)
 		ok, err := fl.TryLock()
 		if err != nil {
@@ -196,7 +198,22 @@ func (l *Lock) takeFileLock(ctx context.Context) (*flock.Flock, error) {
 		if ok {
 			return fl, nil
 		}
-		kw = kernelWaiterFor(l.sessionFile, l.lockPath)
+		if kw = kernelWaiterFor(l.sessionFile, l.lockPath); kw != nil {
+			break
+		}
+		// Too many blocking attempts in flight: poll.
+		if timer == nil {
+			timer = time.NewTimer(delay)
+			defer timer.Stop()
+		} else {
+			timer.Reset(delay)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, waitError(l.sessionFile, l.lockPath, ctx.Err())
+		case <-timer.C:
+		}
+		delay = min(delay*2, pollMax)
 	}
 	select {
 	case <-kw.done:

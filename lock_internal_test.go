@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -320,4 +321,48 @@ func TestContentModeReadsOncePerSnapshot(t *testing.T) {
 	}
 	require.Equal(t, 2*windows, *scans, "one read at release and one at acquire")
 	require.NoError(t, pf.Close())
+}
+
+func TestBlockingWaitsAreCappedAcrossSessions(t *testing.T) {
+	const sessions = maxKernelWaiters + 36
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// Another open file description holds each lock file, as another
+	// process would.
+	var paths []string
+	for i := 0; i < sessions; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("s%03d.jsonl", i))
+		paths = append(paths, p)
+		holder := newFlock(p + lockSuffix)
+		ok, err := holder.TryLock()
+		require.NoError(t, err)
+		require.True(t, ok)
+		t.Cleanup(func() { _ = holder.Unlock() })
+	}
+
+	errs := make(chan error, sessions)
+	for _, p := range paths {
+		go func() {
+			_, err := AcquireSessionWriteLock(ctx, p)
+			errs <- err
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		queuesMu.Lock()
+		n := len(kernelWaiters)
+		queuesMu.Unlock()
+		if n == maxKernelWaiters {
+			break
+		}
+		require.Less(t, n, maxKernelWaiters+1, "never more blocking waits than the cap")
+		require.True(t, time.Now().Before(deadline), "only %d blocking waits started", n)
+		time.Sleep(queuePollInterval)
+	}
+	cancel()
+	for range paths {
+		require.ErrorIs(t, <-errs, context.Canceled)
+	}
 }

@@ -2,6 +2,7 @@ package sessionlock
 
 import (
 	"os"
+	"time"
 
 	"github.com/gofrs/flock"
 )
@@ -16,7 +17,11 @@ import (
 // the head of the queue takes its result. If nobody is left to take it, the
 // lock is released as soon as the kernel grants it. Blocked calls, and so
 // OS threads, are bounded by the number of contended lock paths, not by the
-// number of waiters.
+// number of waiters, and by maxKernelWaiters: the Go runtime keeps a thread
+// that has blocked in a system call for later use, so a process waiting on
+// thousands of distinct contended files at once would otherwise keep
+// thousands of threads. Beyond the cap, waiters poll with a non-blocking
+// attempt and back off, as a blocked call would cost a thread each.
 
 // kernelWaiter is one blocking lock attempt on a lock file.
 type kernelWaiter struct {
@@ -32,15 +37,29 @@ type kernelWaiter struct {
 // session, keyed like queues. Guarded by queuesMu.
 var kernelWaiters = map[string]*kernelWaiter{}
 
+// maxKernelWaiters bounds the blocking lock attempts in flight at once in
+// this process; see the comment at the top of this file.
+const maxKernelWaiters = 64
+
+// Polling bounds for waiters beyond maxKernelWaiters.
+const (
+	pollMin = 500 * time.Microsecond
+	pollMax = 25 * time.Millisecond
+)
+
 // kernelWaiterFor returns the kernel waiter for key, starting one on
-// lockPath if there is none, and marks it wanted. The caller holds the
-// in-process turn for key.
+// lockPath if there is none, and marks it wanted. It returns nil when
+// maxKernelWaiters are already in flight; the caller then polls. The caller
+// holds the in-process turn for key.
 func kernelWaiterFor(key, lockPath string) *kernelWaiter {
 	queuesMu.Lock()
 	defer queuesMu.Unlock()
 	if kw := kernelWaiters[key]; kw != nil {
 		kw.orphan = false
 		return kw
+	}
+	if len(kernelWaiters) >= maxKernelWaiters {
+		return nil
 	}
 	kw := &kernelWaiter{done: make(chan struct{})}
 	kernelWaiters[key] = kw
