@@ -302,9 +302,16 @@ func decodeLedger(raw []byte) (*ledgerState, error) {
 	if !ok || !strings.HasPrefix(holder, "holder: ") {
 		return nil, corrupt("no holder line")
 	}
-	i := strings.Index(body, "crc32c: ")
-	if i < 0 || (i > 0 && body[i-1] != '\n') {
-		return nil, corrupt("truncated: no checksum line")
+	// The checksum line is the first line that starts with "crc32c: ";
+	// records never contain a raw newline, but a quoted detail may
+	// contain the marker itself.
+	i := 0
+	if !strings.HasPrefix(body, "crc32c: ") {
+		j := strings.Index(body, "\ncrc32c: ")
+		if j < 0 {
+			return nil, corrupt("truncated: no checksum line")
+		}
+		i = j + 1
 	}
 	records := body[:i]
 	sum, tail, ok := strings.Cut(body[i+len("crc32c: "):], "\n")

@@ -190,8 +190,14 @@ func (l *Lock) takeFileLock(ctx context.Context) (*flock.Flock, error) {
 	var timer *time.Timer
 	kw := pendingKernelWaiter(l.sessionFile)
 	for kw == nil {
+		select {
+		case tryLockSlots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, waitError(l.sessionFile, l.lockPath, ctx.Err())
+		}
 		fl := newFlock(l.lockPath)
 		ok, err := fl.TryLock()
+		<-tryLockSlots
 		if err != nil {
 			return nil, l.openError(err)
 		}

@@ -239,3 +239,28 @@ func TestErrorsNameWhatIsWrong(t *testing.T) {
 	require.ErrorContains(t, err, "empty")
 	require.False(t, errors.Is(err, sessionlock.ErrLockFileNotRegular))
 }
+
+// On POSIX systems "link/.." is the parent of the link's target, and that
+// is the file the operating system opens; the lock must be that file's.
+func TestDotDotAfterASymlinkFollowsTheLink(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows resolves .. lexically")
+	}
+	root := t.TempDir()
+	deep := filepath.Join(root, "a", "b")
+	require.NoError(t, os.MkdirAll(deep, 0o755))
+	require.NoError(t, os.Symlink(deep, filepath.Join(root, "link")))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "a", "s.jsonl"), []byte("{}\n"), 0o644))
+
+	spelled := filepath.Join(root, "link") + "/../s.jsonl" // not cleaned: that would drop the link
+	want, err := filepath.EvalSymlinks(filepath.Join(root, "a", "s.jsonl"))
+	require.NoError(t, err)
+	got, err := sessionlock.CanonicalPath(spelled)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+
+	_, err = sessionlock.CanonicalPath(filepath.Join(root, "a", "s.jsonl") + "/.")
+	require.ErrorIs(t, err, sessionlock.ErrInvalidPath, "a file followed by /. names no file")
+	_, err = sessionlock.CanonicalPath(root + "/missing/../a/s.jsonl")
+	require.ErrorIs(t, err, sessionlock.ErrInvalidPath, "a missing directory cannot be walked through")
+}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -42,7 +43,7 @@ func canonicalize(op, sessionFile string) (string, error) {
 		return "", invalid("path ends in a separator, so it names a directory")
 	}
 
-	p, err := filepath.Abs(sessionFile)
+	p, err := absolute(sessionFile)
 	if err != nil {
 		return "", &fs.PathError{Op: op, Path: sessionFile, Err: err}
 	}
@@ -55,7 +56,10 @@ func canonicalize(op, sessionFile string) (string, error) {
 		if base == "" || base == "." || base == ".." {
 			return "", invalid("path names a directory")
 		}
-		dir = filepath.Clean(dir)
+		// dir is not cleaned: on POSIX systems "link/.." is the parent of
+		// the link's target, not the directory holding the link, and
+		// EvalSymlinks resolves it that way.
+		dir = trimSeparators(dir)
 		realDir, err := filepath.EvalSymlinks(dir)
 		if err != nil {
 			st, serr := os.Stat(dir)
@@ -85,9 +89,9 @@ func canonicalize(op, sessionFile string) (string, error) {
 				return "", &fs.PathError{Op: op, Path: sessionFile, Err: err}
 			}
 			if !filepath.IsAbs(target) {
-				target = filepath.Join(realDir, target)
+				target = realDir + string(filepath.Separator) + target
 			}
-			p = filepath.Clean(target)
+			p = target
 		case st.IsDir():
 			return "", invalid("path is a directory")
 		case !st.Mode().IsRegular():
@@ -103,6 +107,33 @@ func canonicalize(op, sessionFile string) (string, error) {
 func isNotDir(path string) bool {
 	st, err := os.Stat(path)
 	return err == nil && !st.IsDir()
+}
+
+// trimSeparators drops trailing separators from a directory path, keeping
+// a root ("/", `C:\`) whole.
+func trimSeparators(dir string) string {
+	keep := len(filepath.VolumeName(dir)) + 1
+	for len(dir) > keep && os.IsPathSeparator(dir[len(dir)-1]) {
+		dir = dir[:len(dir)-1]
+	}
+	return dir
+}
+
+// absolute makes p absolute without resolving ".." lexically, which on
+// POSIX systems would be wrong after a symbolic link. Windows resolves ".."
+// lexically itself, so there filepath.Abs is right.
+func absolute(p string) (string, error) {
+	if filepath.IsAbs(p) {
+		return p, nil
+	}
+	if runtime.GOOS == "windows" {
+		return filepath.Abs(p)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	return wd + string(filepath.Separator) + p, nil
 }
 
 // checkLockFile reports whether an existing lock file at lockPath is safe to

@@ -39,7 +39,14 @@ var kernelWaiters = map[string]*kernelWaiter{}
 
 // maxKernelWaiters bounds the blocking lock attempts in flight at once in
 // this process; see the comment at the top of this file.
-const maxKernelWaiters = 64
+const maxKernelWaiters = 8
+
+// tryLockSlots bounds how many non-blocking lock attempts (an open, a
+// flock and a close each) run at once in this process. When thousands of
+// sessions are contended at once, their attempts would otherwise pile up in
+// system calls, and the Go runtime starts a thread for each call that takes
+// long and keeps it afterwards.
+var tryLockSlots = make(chan struct{}, 4)
 
 // Polling bounds for waiters beyond maxKernelWaiters.
 const (
