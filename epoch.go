@@ -49,8 +49,11 @@ type continuity struct {
 // returns the new generation.
 func (s *ledgerState) begin(c continuity, me tenureRecord, now time.Time) uint64 {
 	if !c.known {
-		fresh := ledgerState{Generation: highestGeneration.Load()}
+		fresh := ledgerState{Generation: highestGeneration.Load(), ID: newLedgerID()}
 		*s = fresh
+	}
+	if s.ID == "" {
+		s.ID = newLedgerID()
 	}
 	gen := s.Generation + 1
 	noteGeneration(gen)

@@ -38,6 +38,7 @@ type PromptFence struct {
 
 	released    bool   // ReleaseForPrompt ran and Reacquire has not
 	releasedGen uint64 // generation of the tenure closed for the prompt
+	releasedID  string // the ledger's ID at that release
 	releasedFP  Fingerprint
 	window      Window
 	takeover    *TakeoverError
@@ -150,6 +151,7 @@ func (pf *PromptFence) ReleaseForPrompt() error {
 	pf.lock = nil
 	pf.released = true
 	pf.releasedGen = l.gen
+	pf.releasedID = l.state.ID
 	pf.mode = l.mode
 	if err != nil {
 		l.releaseLocked()
@@ -213,6 +215,22 @@ func (pf *PromptFence) verdict(l *Lock) *TakeoverError {
 	g0, g1 := pf.releasedGen, l.gen
 	te := &TakeoverError{SessionFile: pf.canon, Released: g0, Reacquired: g1, Before: pf.releasedFP, After: l.acquired}
 
+	if s.ID != pf.releasedID {
+		// The ledger the fence released under is gone: a new one was
+		// started in the window, and its generations say nothing about
+		// the fence's.
+		te.Cause = CauseUnknownHistory
+		te.Change = describeChange(pf.releasedFP, l.acquired, l.mode, !l.remote)
+		te.Detail = "the ledger was lost and started again in the window"
+		for i := range s.Breaks {
+			if b := &s.Breaks[i]; parseCause(b.Cause) == CauseUnknownHistory {
+				te.BreakGeneration = b.Gen
+				te.Detail += " (" + b.Detail + ")"
+				break
+			}
+		}
+		return te
+	}
 	if g1 <= g0 {
 		te.Cause = CauseGenerationRegressed
 		te.Change = describeChange(pf.releasedFP, l.acquired, l.mode, !l.remote)

@@ -2,6 +2,7 @@ package sessionlock
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -146,6 +147,11 @@ func (a appendInfo) record() *appendRecord {
 // ledgerState is the decoded ledger.
 type ledgerState struct {
 	Version int
+	// ID names this ledger's lineage: a random value chosen when a ledger
+	// starts from nothing (first use, or after a loss). A fence that finds
+	// another ID than the one it released under knows the history it
+	// relied on is gone, whatever the generations say.
+	ID string
 	// Generation is the highest generation ever opened.
 	Generation uint64
 	// Open is the tenure currently open, or nil.
@@ -386,6 +392,27 @@ func openFP(t *tenureRecord) *fpRecord {
 		return nil
 	}
 	return t.AcquireFP
+}
+
+// ledgerIDLen is the length of a ledger ID in hexadecimal digits.
+const ledgerIDLen = 16
+
+func newLedgerID() string {
+	var b [ledgerIDLen / 2]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		// crypto/rand does not fail on supported platforms; fall back to
+		// the clock, which still differs from any earlier ledger's ID.
+		return fmt.Sprintf("%016x", time.Now().UnixNano())
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func validLedgerID(id string) bool {
+	if len(id) != ledgerIDLen {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
 }
 
 // clip shortens s to at most n bytes on a rune boundary and replaces

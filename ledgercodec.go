@@ -11,7 +11,7 @@ import (
 // whose fields are separated by single spaces; quoted strings (Go syntax)
 // come last on a line so that they may contain spaces:
 //
-//	state GENERATION BREAK_GEN LAST_RELEASE_GEN
+//	state GENERATION BREAK_GEN LAST_RELEASE_GEN LEDGER_ID
 //	release FP                       the fingerprint at the last release
 //	open FP TENURE                   the open tenure and its state at acquire
 //	tenure TENURE                    closed tenures, oldest first
@@ -132,6 +132,8 @@ func appendRecords(b []byte, s *ledgerState) []byte {
 	b = strconv.AppendUint(b, s.BreakGen, 10)
 	b = append(b, ' ')
 	b = strconv.AppendUint(b, s.LastReleaseGen, 10)
+	b = append(b, ' ')
+	b = append(b, s.ID...)
 	b = append(b, '\n')
 	if s.LastRelease != nil {
 		b = append(b, "release "...)
@@ -327,6 +329,10 @@ func parseRecords(body string) (*ledgerState, error) {
 			}
 			seenState = true
 			s.Generation, s.BreakGen, s.LastReleaseGen = f.uint(), f.uint(), f.uint()
+			s.ID = f.word()
+			if !validLedgerID(s.ID) {
+				f.fail("bad ledger id")
+			}
 		case "release":
 			if s.LastRelease != nil {
 				return nil, corrupt("two release lines")
