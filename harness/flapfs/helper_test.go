@@ -1,11 +1,9 @@
 package flapfs_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -21,26 +19,19 @@ import (
 
 	"github.com/sessionlock/sessionlock"
 	"github.com/sessionlock/sessionlock/harness/flapfs"
+	"github.com/sessionlock/sessionlock/harness/internal/testenv"
 )
 
 // Cross-process tests re-run this test binary as a child, as the root
 // package's tests do: the child reads its role from childModeEnv and its
-// arguments from childArgsEnv (separated by childArgSep).
+// arguments from childArgsEnv.
 const (
 	childModeEnv = "FLAPFS_TEST_CHILD"
 	childArgsEnv = "FLAPFS_TEST_CHILD_ARGS"
-	childArgSep  = "\x1f"
-
-	// requireEnv, when set to 1 (as CI sets it), turns every skip for a
-	// missing privilege or device into a failure.
-	requireEnv = "SESSIONLOCK_REQUIRE_ALL"
 
 	// opTimeout bounds every acquire in these tests: on a flapping file
 	// system an acquire must finish promptly, not spin.
 	opTimeout = 10 * time.Second
-
-	// childTimeout bounds how long a test waits for a child's output.
-	childTimeout = 30 * time.Second
 
 	// exitExcluded is the status of a "try" child that could not get the
 	// lock because someone else held it.
@@ -107,30 +98,11 @@ var childModes = map[string]func(args []string) int{
 }
 
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(childModeEnv); mode != "" {
-		fn, ok := childModes[mode]
-		if !ok {
-			fmt.Fprintf(os.Stderr, "unknown child mode %q\n", mode)
-			os.Exit(2)
-		}
-		var args []string
-		if a := os.Getenv(childArgsEnv); a != "" {
-			args = strings.Split(a, childArgSep)
-		}
-		os.Exit(fn(args))
-	}
+	roles.Dispatch()
 	os.Exit(m.Run())
 }
 
-// skipOrFail skips the test on a normal machine and fails it when
-// requireEnv is 1, so CI cannot pass by skipping.
-func skipOrFail(t *testing.T, reason string) {
-	t.Helper()
-	if os.Getenv(requireEnv) == "1" {
-		t.Fatalf("required check cannot run (%s=1): %s", requireEnv, reason)
-	}
-	t.Skip(reason)
-}
+func skipOrFail(t *testing.T, reason string) { t.Helper(); testenv.SkipOrFail(t, reason) }
 
 // needFUSE skips (or, in CI, fails) unless the test can mount a FUSE file
 // system: root and /dev/fuse.
@@ -182,67 +154,14 @@ func mounted(t *testing.T, dir string) bool {
 	return false
 }
 
-// child is a running re-execution of the test binary.
-type child struct {
-	cmd    *exec.Cmd
-	stdout *bufio.Reader
-}
-
-func startChild(t *testing.T, mode string, args ...string) *child {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childModeEnv+"="+mode, childArgsEnv+"="+strings.Join(args, childArgSep))
-	cmd.Stderr = &testWriter{t: t, prefix: mode + ": "}
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	c := &child{cmd: cmd, stdout: bufio.NewReader(stdout)}
-	t.Cleanup(func() {
-		_ = c.cmd.Process.Kill()
-		_ = c.cmd.Wait()
-	})
-	return c
-}
+// roles runs this test binary's child roles.
+var roles = testenv.Roles{ModeEnv: childModeEnv, ArgsEnv: childArgsEnv, Modes: childModes}
 
 // runChild runs the test binary in a role to completion and returns its
 // output and exit status.
 func runChild(t *testing.T, mode string, args ...string) (string, int) {
 	t.Helper()
-	c := startChild(t, mode, args...)
-	type result struct {
-		out []byte
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		out, err := io.ReadAll(c.stdout)
-		done <- result{out, err}
-	}()
-	var r result
-	select {
-	case r = <-done:
-	case <-time.After(childTimeout):
-		t.Fatalf("child %s did not finish within %v", mode, childTimeout)
-	}
-	require.NoError(t, r.err)
-	err := c.cmd.Wait()
-	status := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		status = ee.ExitCode()
-	} else {
-		require.NoError(t, err)
-	}
-	return strings.TrimSpace(string(r.out)), status
-}
-
-type testWriter struct {
-	t      *testing.T
-	prefix string
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.t.Logf("%s%s", w.prefix, strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+	return roles.Run(t, mode, args...)
 }
 
 // flockStatus runs util-linux flock(1) in non-blocking exclusive mode on

@@ -5,11 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessionlock/sessionlock"
+	"github.com/sessionlock/sessionlock/harness/internal/testenv"
 	"github.com/sessionlock/sessionlock/harness/stress"
 )
 
@@ -28,17 +27,10 @@ const (
 	workerSpecEnv = "SESSIONLOCK_STRESS_WORKER_SPEC"
 	childModeEnv  = "SESSIONLOCK_STRESS_CHILD"
 	childArgsEnv  = "SESSIONLOCK_STRESS_CHILD_ARGS"
-	childArgSep   = "\x1f"
-
-	// requireEnv, when 1 (as .ci/run sets it), turns every skip for a
-	// missing privilege or tool into a failure.
-	requireEnv = "SESSIONLOCK_REQUIRE_ALL"
 
 	// opTimeout bounds every lock operation a test makes; it only turns a
 	// hang into a failure and is never waited out in a passing run.
 	opTimeout = 10 * time.Second
-	// childTimeout bounds how long a test waits for a child's output.
-	childTimeout = 30 * time.Second
 )
 
 // childModes maps a role to the code a child runs; the return value is its
@@ -152,143 +144,51 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	if mode := os.Getenv(childModeEnv); mode != "" {
-		fn, ok := childModes[mode]
-		if !ok {
-			fmt.Fprintf(os.Stderr, "unknown child mode %q\n", mode)
-			os.Exit(2)
-		}
-		var args []string
-		if a := os.Getenv(childArgsEnv); a != "" {
-			args = strings.Split(a, childArgSep)
-		}
-		os.Exit(fn(args))
-	}
+	roles.Dispatch()
 	os.Exit(m.Run())
-}
-
-// quickExitEnv makes a child built with -race exit at once: by default the
-// race runtime sleeps a second at exit (GORACE atexit_sleep_ms).
-func quickExitEnv() string {
-	return "GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")
 }
 
 // workerCommand runs a harness worker process as a re-run of this test
 // binary.
 func workerCommand(spec string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), workerSpecEnv+"="+spec, quickExitEnv())
+	cmd.Env = append(os.Environ(), workerSpecEnv+"="+spec, testenv.QuickExitEnv())
 	return cmd
 }
 
+// roles runs this test binary's child roles.
+var roles = testenv.Roles{ModeEnv: childModeEnv, ArgsEnv: childArgsEnv, Modes: childModes}
+
 // child is a running re-run of the test binary in a role.
-type child struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	stdout *bufio.Reader
-}
+type child struct{ *testenv.Child }
 
 // startChild starts the test binary in role mode. It is killed when the
 // test ends if it is still running.
-func startChild(t *testing.T, mode string, args ...string) *child {
+func startChild(t *testing.T, mode string, args ...string) child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childModeEnv+"="+mode, childArgsEnv+"="+strings.Join(args, childArgSep), quickExitEnv())
-	cmd.Stderr = &testWriter{t: t, prefix: mode + ": "}
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	c := &child{cmd: cmd, stdin: stdin, stdout: bufio.NewReader(stdout)}
-	t.Cleanup(func() {
-		_ = c.cmd.Process.Kill()
-		_ = c.cmd.Wait()
-	})
-	return c
+	return child{roles.Start(t, mode, args...)}
 }
 
 // readLine waits for the child's next line of output.
-func (c *child) readLine(t *testing.T) string {
+func (c child) readLine(t *testing.T) string {
 	t.Helper()
-	type result struct {
-		line string
-		err  error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		line, err := c.stdout.ReadString('\n')
-		ch <- result{strings.TrimSpace(line), err}
-	}()
-	select {
-	case r := <-ch:
-		require.NoError(t, r.err, "child output ended early")
-		return r.line
-	case <-time.After(childTimeout):
-		t.Fatalf("child did not answer within %v", childTimeout)
-		return ""
-	}
+	return c.ReadLine(t)
 }
 
 // runChild runs the test binary in a role to completion and returns its
 // output; a non-zero exit fails the test.
 func runChild(t *testing.T, mode string, args ...string) string {
 	t.Helper()
-	c := startChild(t, mode, args...)
-	_ = c.stdin.Close()
-	out := make(chan []byte, 1)
-	go func() {
-		b, _ := io.ReadAll(c.stdout)
-		out <- b
-	}()
-	var b []byte
-	select {
-	case b = <-out:
-	case <-time.After(childTimeout):
-		t.Fatalf("child %s did not finish within %v", mode, childTimeout)
-	}
-	require.NoError(t, c.cmd.Wait(), "child %s failed", mode)
-	return strings.TrimSpace(string(b))
+	out, status := roles.Run(t, mode, args...)
+	require.Zero(t, status, "child %s failed", mode)
+	return out
 }
 
-type testWriter struct {
-	t      *testing.T
-	prefix string
-}
+func skipOrFail(t *testing.T, reason string) { t.Helper(); testenv.SkipOrFail(t, reason) }
 
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.t.Logf("%s%s", w.prefix, strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
+func needRoot(t *testing.T) { t.Helper(); testenv.NeedRoot(t, "to mount a file system") }
 
-// skipOrFail skips the test with reason on a normal machine and fails it
-// when requireEnv is 1, so that CI never counts a skipped check as a pass.
-func skipOrFail(t *testing.T, reason string) {
-	t.Helper()
-	if os.Getenv(requireEnv) == "1" {
-		t.Fatalf("required check cannot run (%s=1): %s", requireEnv, reason)
-	}
-	t.Skip(reason)
-}
-
-// needRoot skips (or, in CI, fails) unless the test runs as root.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		skipOrFail(t, "needs root to mount a file system")
-	}
-}
-
-// needCommand returns the path of an external tool, or skips (or, in CI,
-// fails) when it is not installed.
-func needCommand(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		skipOrFail(t, name+" is not installed")
-	}
-	return p
-}
+func needCommand(t *testing.T, name string) string { t.Helper(); return testenv.NeedCommand(t, name) }
 
 // mountTmpfs mounts a tmpfs of the given size (mount(8) syntax, "512k") on
 // a fresh directory and unmounts it when the test ends.

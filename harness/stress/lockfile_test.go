@@ -64,7 +64,7 @@ func TestLockFileLostWhileHeldAndWaitedOn(t *testing.T) {
 
 			c.change(t, file+".lock")
 
-			_, err = holder.stdin.Write([]byte("release\n"))
+			_, err = holder.Stdin.Write([]byte("release\n"))
 			require.NoError(t, err)
 			line := holder.readLine(t)
 			require.True(t, strings.HasPrefix(line, "release-error lost=true "), "the holder must learn its lock was lost: %q", line)
@@ -79,7 +79,7 @@ func TestLockFileLostWhileHeldAndWaitedOn(t *testing.T) {
 			require.NotNil(t, st.LastBreak, "the lost history must be recorded")
 			require.Equal(t, sessionlock.CauseUnknownHistory, st.LastBreak.Cause)
 			require.Empty(t, st.LedgerError)
-			_, err = waiter.stdin.Write([]byte("release\n"))
+			_, err = waiter.Stdin.Write([]byte("release\n"))
 			require.NoError(t, err)
 			require.Equal(t, "released", waiter.readLine(t))
 
@@ -156,7 +156,7 @@ func TestLedgerLossIsVisibleAfterGenerationsRegrowPastTheFence(t *testing.T) {
 			last := runChild(t, "tenures", file, "cron", fmt.Sprint(g0+2))
 			require.Equal(t, fmt.Sprint(g0+2), last, "the new ledger starts at generation 1")
 
-			_, err = controller.stdin.Write([]byte("reacquire\n"))
+			_, err = controller.Stdin.Write([]byte("reacquire\n"))
 			require.NoError(t, err)
 			verdict := controller.readLine(t)
 			require.True(t, strings.HasPrefix(verdict, "takeover "),
