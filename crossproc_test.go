@@ -218,23 +218,7 @@ func (w *xpSyncBuffer) String() string {
 // readLine waits for the tool's next line of output.
 func (p *xpProc) readLine(t *testing.T) string {
 	t.Helper()
-	type result struct {
-		line string
-		err  error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		line, err := p.stdout.ReadString('\n')
-		ch <- result{strings.TrimSpace(line), err}
-	}()
-	select {
-	case r := <-ch:
-		require.NoError(t, r.err, "%s: output ended early", p.cmd.Path)
-		return r.line
-	case <-time.After(xpGenerous):
-		t.Fatalf("%s did not print a line within %v", p.cmd.Path, xpGenerous)
-		return ""
-	}
+	return readLineWithin(t, p.stdout, xpGenerous, p.cmd.Path)
 }
 
 // exited reports whether the tool has finished, without waiting.

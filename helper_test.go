@@ -128,21 +128,28 @@ func startChild(t *testing.T, mode string, args ...string) *child {
 // readLine waits for the child's next line of output.
 func (c *child) readLine(t *testing.T) string {
 	t.Helper()
+	return readLineWithin(t, c.stdout, childTimeout, "child")
+}
+
+// readLineWithin reads the next line from r, trimmed, failing the test if
+// none arrives within timeout or the output ends first.
+func readLineWithin(t *testing.T, r *bufio.Reader, timeout time.Duration, who string) string {
+	t.Helper()
 	type result struct {
 		line string
 		err  error
 	}
 	ch := make(chan result, 1)
 	go func() {
-		line, err := c.stdout.ReadString('\n')
+		line, err := r.ReadString('\n')
 		ch <- result{strings.TrimSpace(line), err}
 	}()
 	select {
-	case r := <-ch:
-		require.NoError(t, r.err, "child output ended early")
-		return r.line
-	case <-time.After(childTimeout):
-		t.Fatalf("child did not answer within %v", childTimeout)
+	case res := <-ch:
+		require.NoError(t, res.err, "%s: output ended early", who)
+		return res.line
+	case <-time.After(timeout):
+		t.Fatalf("%s did not print a line within %v", who, timeout)
 		return ""
 	}
 }
