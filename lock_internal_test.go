@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -365,4 +366,28 @@ func TestBlockingWaitsAreCappedAcrossSessions(t *testing.T) {
 	for range paths {
 		require.ErrorIs(t, <-errs, context.Canceled)
 	}
+}
+
+func TestStatusTellsARecycledPidFromItsHolder(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("process start times are read from /proc on Linux only")
+	}
+	open := func(procStart int64) *ledgerState {
+		me := self
+		me.ProcStart = procStart
+		s := &ledgerState{}
+		s.begin(continuity{known: true}, me, time.Now())
+		return s
+	}
+
+	var st Status
+	st.fill(open(self.ProcStart))
+	require.True(t, st.HolderOnThisHost)
+	require.True(t, st.HolderAlive, "this process is the holder")
+
+	// A holder whose process started long before this one cannot be this
+	// process, though it has our pid: the pid was recycled.
+	st = Status{}
+	st.fill(open(time.Now().Add(-24 * 365 * time.Hour).UnixNano()))
+	require.False(t, st.HolderAlive, "a newer process has the holder's pid")
 }

@@ -28,8 +28,10 @@ type Status struct {
 	Holder           *Holder
 	HolderGeneration uint64
 	// HolderOnThisHost says whether the holder's host name is this host's;
-	// only then does HolderAlive say whether its pid exists (a recycled pid
-	// also counts as alive).
+	// only then does HolderAlive say whether the holder's process still
+	// runs. On Linux a pid recycled for a process that started after the
+	// holder's counts as dead; elsewhere any process with the pid counts as
+	// alive.
 	HolderOnThisHost bool
 	HolderAlive      bool
 	// Generation is the highest generation in the ledger.
@@ -118,7 +120,8 @@ func (st *Status) fill(s *ledgerState) {
 		h := s.Open.holder()
 		st.Holder, st.HolderGeneration, st.Mode = &h, s.Open.Gen, s.Open.Mode
 		st.HolderOnThisHost = h.Host == self.Host
-		st.HolderAlive = st.HolderOnThisHost && processAlive(h.PID)
+		st.HolderAlive = st.HolderOnThisHost && processAlive(h.PID) &&
+			(h.ProcessStart.IsZero() || !processStartedAfter(h.PID, h.ProcessStart))
 	}
 	for _, line := range s.Tenures {
 		t := line.record()
