@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -195,8 +196,12 @@ func (l tenureLine) record() tenureRecord {
 
 // encodeLedger renders s in the lock file format.
 func encodeLedger(s *ledgerState) ([]byte, error) {
+	return appendLedger(make([]byte, 0, 4096), s), nil
+}
+
+// appendLedger appends s in the lock file format to b.
+func appendLedger(b []byte, s *ledgerState) []byte {
 	s.Version = ledgerVersion
-	b := make([]byte, 0, 4096)
 	b = append(b, ledgerHeader...)
 	b = append(b, "\nholder: "...)
 	b = s.appendSummary(b)
@@ -206,8 +211,13 @@ func encodeLedger(s *ledgerState) ([]byte, error) {
 	sum := crc32.Checksum(b[start:], castagnoli)
 	b = append(b, "crc32c: "...)
 	b = appendHex32(b, sum)
-	return append(b, '\n'), nil
+	return append(b, '\n')
 }
+
+// ledgerBuffers recycles the buffers that ledgers are read into and
+// encoded in, two per tenure otherwise. A pool keeps nothing across garbage
+// collections, so idle sessions leave no residue.
+var ledgerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8192); return &b }}
 
 func appendHex32(b []byte, v uint32) []byte {
 	const digits = "0123456789abcdef"

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -314,7 +315,10 @@ func (l *Lock) openError(err error) error {
 // open runs steps 2 and 3 of the protocol with the file lock held: read the
 // ledger, check continuity, open the tenure in the ledger.
 func (l *Lock) open() error {
-	raw, err := readLedgerSized(l.f, l.lockInfo.Size()-ledgerOffset)
+	bufp := ledgerBuffers.Get().(*[]byte)
+	defer ledgerBuffers.Put(bufp)
+	raw, err := readLedgerSized(l.f, l.lockInfo.Size()-ledgerOffset, (*bufp)[:0])
+	*bufp = raw[:0]
 	if err != nil {
 		return &fs.PathError{Op: "acquire", Path: l.lockPath, Err: fmt.Errorf("reading ledger: %w", err)}
 	}
@@ -402,7 +406,7 @@ func (l *Lock) heldTooLong(since time.Time) func() {
 
 // readLedgerSized reads the ledger when its size is known (the lock is
 // held, so it cannot change): one read instead of reading to EOF.
-func readLedgerSized(f *os.File, size int64) ([]byte, error) {
+func readLedgerSized(f *os.File, size int64, buf []byte) ([]byte, error) {
 	if size < 0 {
 		size = 0
 	}
@@ -410,7 +414,7 @@ func readLedgerSized(f *os.File, size int64) ([]byte, error) {
 		// Too large to be a ledger: read enough for the decoder to say so.
 		size = maxLedgerBytes + 1
 	}
-	buf := make([]byte, size)
+	buf = slices.Grow(buf[:0], int(size))[:size]
 	n, err := f.ReadAt(buf, ledgerOffset)
 	if err == io.EOF {
 		err = nil
@@ -447,10 +451,9 @@ const maxLedgerPadding = 1024
 // ledgers mixed, and a torn write (a crash mid-call) fails the checksum and
 // reads as unknown history, which is safe.
 func (l *Lock) writeLedger() error {
-	buf, err := encodeLedger(l.state)
-	if err != nil {
-		return &fs.PathError{Op: "write ledger", Path: l.lockPath, Err: err}
-	}
+	bufp := ledgerBuffers.Get().(*[]byte)
+	buf := appendLedger((*bufp)[:0], l.state)
+	defer func() { *bufp = buf[:0]; ledgerBuffers.Put(bufp) }()
 	short := l.ledgerLen - len(buf)
 	if short > 0 && short <= maxLedgerPadding {
 		buf = append(buf, make([]byte, short)...)
