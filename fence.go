@@ -30,11 +30,10 @@ import (
 // The methods are safe for concurrent use, but a fence models one
 // controller: calls from several goroutines are serialised, not merged.
 type PromptFence struct {
-	mu       sync.Mutex
-	lock     *Lock // the current tenure, nil while released
-	canon    string
-	lockPath string
-	opts     options
+	mu    sync.Mutex
+	lock  *Lock // the current tenure, nil while released
+	canon string
+	opts  options
 
 	released    bool   // ReleaseForPrompt ran and Reacquire has not
 	releasedGen uint64 // generation of the tenure closed for the prompt
@@ -91,7 +90,7 @@ func NewPromptFence(l *Lock) *PromptFence {
 	l.mu.Lock()
 	released := l.released
 	l.mu.Unlock()
-	pf := &PromptFence{lock: l, canon: l.sessionFile, lockPath: l.lockPath, opts: l.opts}
+	pf := &PromptFence{lock: l, canon: l.sessionFile, opts: l.opts}
 	if released {
 		pf.lock = nil
 		pf.closed = true
@@ -134,7 +133,9 @@ func (pf *PromptFence) ReleaseForPrompt() error {
 	if err := l.checkStillLocked("release for prompt"); err != nil {
 		after := statOrZero(pf.canon)
 		if l.mode == FingerprintContent && after.Exists {
-			after, _ = withDigest(pf.canon, after)
+			if digested, err := withDigest(pf.canon); err == nil {
+				after = digested
+			}
 		}
 		pf.takeover = &TakeoverError{SessionFile: pf.canon, Cause: CauseLockLost, Change: describeChange(l.acquired, after, l.mode, !l.remote),
 			Released: l.gen, Reacquired: l.gen, BreakGeneration: l.gen, Before: l.acquired, After: after,

@@ -45,7 +45,7 @@ func FingerprintFile(path string) (Fingerprint, error) {
 	if err != nil || !fp.Exists {
 		return fp, err
 	}
-	return withDigest(path, fp)
+	return withDigest(path)
 }
 
 // statFingerprint fills the cheap, stat-based part of a fingerprint.
@@ -73,13 +73,10 @@ func statOrZero(path string) Fingerprint {
 // withDigest returns the fingerprint of the file at path with a content
 // digest. The stat fields come from the open file after reading, so that
 // digest and stat describe the same file even if it was replaced between
-// the earlier stat (fp) and the read.
-func withDigest(path string, fp Fingerprint) (Fingerprint, error) {
+// an earlier stat and the read.
+func withDigest(path string) (Fingerprint, error) {
 	s, err := scanFile(path, 0)
-	if err != nil {
-		return fp, err
-	}
-	return s.fp, nil
+	return s.fp, err
 }
 
 func unwrapPathError(err error) error {

@@ -292,11 +292,7 @@ func (l *Lock) learnFileSystem() {
 	if l.fsKnown {
 		return
 	}
-	var hint fs.FileInfo
-	if l.lockInfo != nil {
-		hint = l.lockInfo
-	}
-	fsys := fileSystemOf(filepath.Dir(l.sessionFile), hint)
+	fsys := fileSystemOf(filepath.Dir(l.sessionFile), l.lockInfo)
 	l.fine, l.remote, l.mode = fsys.FineTimestamps, fsys.Remote, l.opts.mode.resolve(fsys)
 	l.fsKnown = true
 }
@@ -375,7 +371,7 @@ func (l *Lock) open() error {
 			return err
 		}
 		if racy {
-			if l.acquired, err = withDigest(l.sessionFile, c.cur); err != nil {
+			if l.acquired, err = withDigest(l.sessionFile); err != nil {
 				return err
 			}
 		}
@@ -422,22 +418,16 @@ func readLedgerSized(f *os.File, size int64, buf []byte) ([]byte, error) {
 	return buf[:n], err
 }
 
-func readLedgerBytes(f *os.File) ([]byte, error) {
-	buf := make([]byte, 0, 4096)
-	r := io.NewSectionReader(f, ledgerOffset, maxLedgerBytes+1)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return nil, err
-		}
+// readUnlockedLedger reads the lock file's ledger bytes without taking the
+// lock (for diagnostics), never through a symbolic link, and no more than
+// the decoder needs to reject an oversized ledger.
+func readUnlockedLedger(lockPath string) ([]byte, error) {
+	f, err := os.OpenFile(lockPath, os.O_RDONLY|oNoFollow, 0)
+	if err != nil {
+		return nil, err
 	}
+	defer f.Close()
+	return io.ReadAll(io.NewSectionReader(f, ledgerOffset, maxLedgerBytes+1))
 }
 
 // maxLedgerPadding is how much shorter a new ledger may be than the old one
@@ -557,7 +547,7 @@ func (l *Lock) snapshot() (Fingerprint, error) {
 	if !l.fine && fp.Exists && l.acquired.HasDigest && fp.sameStat(l.acquired) {
 		// Equal stat on a coarse clock proves nothing: compare content to
 		// tell whether this tenure wrote.
-		if fp, err = withDigest(l.sessionFile, fp); err != nil {
+		if fp, err = withDigest(l.sessionFile); err != nil {
 			return fp, err
 		}
 	}
@@ -613,7 +603,7 @@ func (l *Lock) settleRacy(fp Fingerprint) error {
 	if err != nil || !racy {
 		return err
 	}
-	digested, err := withDigest(l.sessionFile, fp)
+	digested, err := withDigest(l.sessionFile)
 	if err != nil {
 		return err
 	}
@@ -671,12 +661,7 @@ func readLedgerFile(lockPath string) *ledgerState {
 	if checkLockFile("read", lockPath) != nil {
 		return nil
 	}
-	f, err := os.OpenFile(lockPath, os.O_RDONLY|oNoFollow, 0)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	raw, err := readLedgerBytes(f)
+	raw, err := readUnlockedLedger(lockPath)
 	if err != nil {
 		return nil
 	}

@@ -96,14 +96,9 @@ func Inspect(sessionFile string) (*Status, error) {
 	}
 	st.Held = !ok
 
-	f, err := os.OpenFile(st.LockFile, os.O_RDONLY|oNoFollow, 0)
+	raw, err := readUnlockedLedger(st.LockFile)
 	if err != nil {
 		return nil, &fs.PathError{Op: "inspect", Path: st.LockFile, Err: unwrapPathError(err)}
-	}
-	defer f.Close()
-	raw, err := readLedgerBytes(f)
-	if err != nil {
-		return nil, &fs.PathError{Op: "inspect", Path: st.LockFile, Err: err}
 	}
 	s, err := decodeLedger(raw)
 	if err != nil {
