@@ -15,7 +15,7 @@ import (
 // collision-resistant, which matters because the fence guards integrity: a
 // non-cryptographic hash could be forged by a writer that wants its change
 // to pass as unchanged. BLAKE3 gives the same guarantee and measured faster
-// here (about 2.3 to 3.0 GB/s against SHA-256's 1.4 GB/s with the CPU's SHA
+// here (about 2.0 to 3.1 GB/s against SHA-256's 1.4 GB/s with the CPU's SHA
 // extensions; see harness/hashbench), but it would add a dependency to the
 // library's module, which is kept to gofrs/flock, testify and x/sys. Only
 // content mode and racy snapshots pay for hashing at all.
