@@ -70,18 +70,20 @@ type Lock struct {
 	opts        options
 	sessionFile string
 	lockPath    string
-	fl          *flock.Flock
-	f           *os.File // the lock file, for ledger reads and writes
-	state       *ledgerState
-	ledgerLen   int         // bytes of ledger (and padding) in the lock file
-	lockInfo    fs.FileInfo // the locked lock file, as stat saw it at acquire
-	gen         uint64
-	acquired    Fingerprint
-	fine        bool // the file system's timestamps show every change
-	remote      bool // network or FUSE: stat may flap
-	fsKnown     bool // fine, remote and mode are set
-	mode        FingerprintMode
-	released    bool
+	q           *turnQueue // the session's queue; this tenure has its turn
+	h           *handle    // the session's open lock file, q.h
+	// fl is the lock when a kernel waiter took it on a descriptor of its
+	// own (see waiter.go); nil when the tenure locked h.f.
+	fl        *flock.Flock
+	state     *ledgerState
+	ledgerLen int         // bytes of ledger (and padding) in the lock file
+	lockInfo  fs.FileInfo // the lock file at its path, as lstat saw it once locked
+	gen       uint64
+	acquired  Fingerprint
+	fine      bool // the file system's timestamps show every change
+	remote    bool // network or FUSE: stat may flap
+	mode      FingerprintMode
+	released  bool
 
 	// expect is the session file's state after this tenure's last Append,
 	// and intrusion the first change that Append did not make; both stay
@@ -128,26 +130,23 @@ func AcquireSessionWriteLock(ctx context.Context, sessionFile string, opts ...Op
 
 func acquire(ctx context.Context, canon string, o options) (*Lock, error) {
 	lockPath := canon + lockSuffix
-	if err := checkLockFile("acquire", lockPath); err != nil {
-		return nil, err
-	}
 	if err := ctx.Err(); err != nil {
 		return nil, waitError(canon, lockPath, err)
 	}
-
-	if err := takeTurn(ctx, canon); err != nil {
+	q, err := takeTurn(ctx, canon, &o)
+	if err != nil {
 		return nil, waitError(canon, lockPath, err)
 	}
-	l := &Lock{opts: o, sessionFile: canon, lockPath: lockPath}
+	l := &Lock{opts: o, sessionFile: canon, lockPath: lockPath, q: q, h: &q.h}
 	if err := l.lockFile(ctx); err != nil {
-		giveTurn(canon)
+		l.h.close()
+		giveTurn(q)
 		return nil, err
 	}
-	l.learnFileSystem()
 	if err := l.open(); err != nil {
-		l.f.Close()
-		_ = l.fl.Unlock()
-		giveTurn(canon)
+		l.unlockFile()
+		l.h.close()
+		giveTurn(q)
 		return nil, err
 	}
 	return l, nil
@@ -159,33 +158,53 @@ var testHookLocked func(lockPath string)
 
 // lockFile takes the cross-process lock on the lock file and makes sure the
 // locked file is the one at the path: if someone removed or replaced it
-// between our open and our lock, the lock guards nothing and we retry.
+// since it was opened, the lock guards nothing, and we reopen and retry.
 func (l *Lock) lockFile(ctx context.Context) error {
+	h := l.h
 	for {
+		if h.f == nil {
+			if err := h.open(l.lockPath); err != nil {
+				return err
+			}
+		}
 		fl, err := l.takeFileLock(ctx)
 		if err != nil {
 			return err
 		}
+		l.fl = fl
 		if testHookLocked != nil {
 			testHookLocked(l.lockPath)
 		}
-		f, same, err := l.verifyLocked(fl)
+		same, err := l.verifyLocked()
 		if err != nil {
-			_ = fl.Unlock()
+			l.unlockFile()
 			return err
 		}
 		if same {
-			l.fl, l.f = fl, f
 			return nil
 		}
-		_ = fl.Unlock()
+		l.unlockFile()
+		h.close()
 		l.opts.log(slog.LevelDebug, "sessionlock: lock file replaced while locking; retrying", "lock", l.lockPath)
 	}
 }
 
-// takeFileLock returns the cross-process lock on the lock file: at once if
-// it is free, else from the session's kernel waiter (see waiter.go), or an
-// error when ctx ends first.
+// unlockFile releases the cross-process lock.
+func (l *Lock) unlockFile() {
+	if l.fl != nil {
+		_ = l.fl.Unlock()
+		l.fl = nil
+		return
+	}
+	if l.h.f != nil {
+		_ = unlockFile(l.h.f)
+	}
+}
+
+// takeFileLock takes the cross-process lock on the lock file: on the open
+// handle at once if it is free, else from the session's kernel waiter (see
+// waiter.go), which returns the lock on a descriptor of its own. It
+// returns an error when ctx ends first.
 func (l *Lock) takeFileLock(ctx context.Context) (*flock.Flock, error) {
 	delay := pollMin
 	var timer *time.Timer
@@ -196,14 +215,13 @@ func (l *Lock) takeFileLock(ctx context.Context) (*flock.Flock, error) {
 		case <-ctx.Done():
 			return nil, waitError(l.sessionFile, l.lockPath, ctx.Err())
 		}
-		fl := newFlock(l.lockPath)
-		ok, err := fl.TryLock()
+		ok, err := tryLockFile(l.h.f)
 		<-tryLockSlots
 		if err != nil {
-			return nil, l.openError(err)
+			return nil, &fs.PathError{Op: "acquire", Path: l.lockPath, Err: fmt.Errorf("cannot lock: %w", err)}
 		}
 		if ok {
-			return fl, nil
+			return nil, nil
 		}
 		if kw = kernelWaiterFor(l.sessionFile, l.lockPath); kw != nil {
 			break
@@ -226,7 +244,7 @@ func (l *Lock) takeFileLock(ctx context.Context) (*flock.Flock, error) {
 	case <-kw.done:
 		fl, err := kw.claim(l.sessionFile)
 		if err != nil {
-			return nil, l.openError(err)
+			return nil, openError(l.lockPath, err)
 		}
 		return fl, nil
 	case <-ctx.Done():
@@ -234,78 +252,96 @@ func (l *Lock) takeFileLock(ctx context.Context) (*flock.Flock, error) {
 	}
 }
 
-// verifyLocked opens the lock file at its path for ledger I/O and reports
-// whether it is the file fl locked.
-func (l *Lock) verifyLocked(fl *flock.Flock) (*os.File, bool, error) {
-	locked, err := fl.Stat()
-	if err != nil {
-		return nil, false, &fs.PathError{Op: "acquire", Path: l.lockPath, Err: unwrapPathError(err)}
-	}
-	f, err := openLedgerFile(l.lockPath)
+// verifyLocked reports whether the file at the lock path is the one this
+// tenure locked, and makes sure the handle's descriptor is open on it for
+// ledger I/O.
+func (l *Lock) verifyLocked() (bool, error) {
+	cur, err := os.Lstat(l.lockPath)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
+		return false, nil
 	}
 	if err != nil {
-		return nil, false, l.openError(err)
+		return false, &fs.PathError{Op: "acquire", Path: l.lockPath, Err: unwrapPathError(err)}
 	}
-	st, err := f.Stat()
+	if !cur.Mode().IsRegular() {
+		return false, notRegularError("acquire", l.lockPath, cur.Mode())
+	}
+	h := l.h
+	l.lockInfo = cur
+	l.learnFileSystem()
+	if l.fl == nil {
+		return os.SameFile(h.info, cur) || l.lockedAtPath(), nil
+	}
+	// A kernel waiter locked its own descriptor: that file must be the one
+	// at the path, and the handle must be open on it too.
+	locked, err := l.fl.Stat()
 	if err != nil {
-		f.Close()
-		return nil, false, &fs.PathError{Op: "acquire", Path: l.lockPath, Err: unwrapPathError(err)}
+		return false, &fs.PathError{Op: "acquire", Path: l.lockPath, Err: unwrapPathError(err)}
 	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, false, &fs.PathError{Op: "acquire", Path: l.lockPath, Err: fmt.Errorf("%w: it is a %s", ErrLockFileNotRegular, describeType(st.Mode()))}
+	if !os.SameFile(locked, cur) && !l.lockedAtPath() {
+		return false, nil
 	}
-	if !os.SameFile(locked, st) && !l.lockedAtPath(f) {
-		f.Close()
-		return nil, false, nil
+	if !os.SameFile(h.info, cur) {
+		if err := h.open(l.lockPath); err != nil {
+			return false, err
+		}
+		if !os.SameFile(h.info, cur) && !l.lockedAtPath() {
+			return false, nil
+		}
+		l.learnFileSystem()
 	}
-	l.lockInfo = st
-	return f, true, nil
+	return true, nil
 }
 
 // lockedAtPath is the identity test for file systems whose inode numbers
 // flap (network and FUSE file systems report a different inode for the
 // same file from one stat to the next, so comparing them would retry
-// forever). It asks the kernel instead: f is a fresh open of the lock path,
-// a separate open file description from the one we locked, so a
-// non-blocking flock on it fails exactly when the file at the path is
-// locked. That holds when the file at the path is ours.
+// forever). It asks the kernel instead: a fresh open of the lock path is a
+// separate open file description from the one we locked, so a non-blocking
+// flock on it fails exactly when the file at the path is locked. That
+// holds when the file at the path is ours.
 //
 // What it gives up: if the lock file was replaced and someone else has
 // already locked the replacement, the test cannot tell their lock from
 // ours. Replacing a lock file is outside the protocol (the library never
 // does it), and on local file systems the inode comparison decides.
-func (l *Lock) lockedAtPath(f *os.File) bool {
-	l.learnFileSystem()
+func (l *Lock) lockedAtPath() bool {
 	if !l.remote {
 		return false
 	}
+	f, err := os.OpenFile(l.lockPath, os.O_RDONLY|oNoFollow, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
 	return lockedElsewhere(f)
 }
 
 // learnFileSystem sets what the tenure needs to know about the session's
-// file system, once: after locking, the lock file's stat saves a stat of
-// the directory.
+// file system. The handle learns it once per open lock file: after
+// locking, the lock file's stat saves a stat of the directory.
 func (l *Lock) learnFileSystem() {
-	if l.fsKnown {
-		return
+	h := l.h
+	if !h.fsKnown {
+		h.fsys = fileSystemOf(filepath.Dir(l.sessionFile), l.lockInfo)
+		h.fsKnown = true
 	}
-	fsys := fileSystemOf(filepath.Dir(l.sessionFile), l.lockInfo)
-	l.fine, l.remote, l.mode = fsys.FineTimestamps, fsys.Remote, l.opts.mode.resolve(fsys)
-	l.fsKnown = true
+	l.fine, l.remote, l.mode = h.fsys.FineTimestamps, h.fsys.Remote, l.opts.mode.resolve(h.fsys)
 }
 
 // openError turns a failure to open the lock file into a clear error: a
 // lock path that turned into a symbolic link or another non-regular file
 // reports that; anything else (permission, read-only file system) is
 // reported as the operating system said it.
-func (l *Lock) openError(err error) error {
-	if cerr := checkLockFile("acquire", l.lockPath); cerr != nil {
+func openError(lockPath string, err error) error {
+	if cerr := checkLockFile("acquire", lockPath); cerr != nil {
 		return cerr
 	}
-	return &fs.PathError{Op: "acquire", Path: l.lockPath, Err: fmt.Errorf("cannot open lock file: %w", unwrapPathError(err))}
+	return &fs.PathError{Op: "acquire", Path: lockPath, Err: fmt.Errorf("cannot open lock file: %w", unwrapPathError(err))}
+}
+
+func notRegularError(op, lockPath string, mode fs.FileMode) error {
+	return &fs.PathError{Op: op, Path: lockPath, Err: fmt.Errorf("%w: it is a %s", ErrLockFileNotRegular, describeType(mode))}
 }
 
 // open runs steps 2 and 3 of the protocol with the file lock held: read the
@@ -313,12 +349,13 @@ func (l *Lock) openError(err error) error {
 func (l *Lock) open() error {
 	bufp := ledgerBuffers.Get().(*[]byte)
 	defer ledgerBuffers.Put(bufp)
-	raw, err := readLedgerSized(l.f, l.lockInfo.Size()-ledgerOffset, (*bufp)[:0])
+	raw, err := readLedgerSized(l.h.f, l.lockInfo.Size()-ledgerOffset, (*bufp)[:0])
 	*bufp = raw[:0]
 	if err != nil {
 		return &fs.PathError{Op: "acquire", Path: l.lockPath, Err: fmt.Errorf("reading ledger: %w", err)}
 	}
 	l.ledgerLen = len(raw)
+	cached := l.h.cached(raw)
 
 	cur, err := statFingerprint(l.sessionFile)
 	if err != nil {
@@ -326,7 +363,10 @@ func (l *Lock) open() error {
 	}
 	c := continuity{known: true, cur: cur}
 	var sc *scan
-	state, derr := decodeLedger(raw)
+	state, derr := cached, error(nil)
+	if state == nil {
+		state, derr = decodeLedger(raw)
+	}
 	if derr != nil {
 		c.known, c.why = false, derr.Error()
 		state = &ledgerState{}
@@ -453,15 +493,17 @@ func (l *Lock) writeLedger() error {
 		}
 		pad[len(pad)-1] = '\n'
 	}
-	if _, err := l.f.WriteAt(buf, ledgerOffset); err != nil {
+	l.h.forget()
+	if _, err := l.h.f.WriteAt(buf, ledgerOffset); err != nil {
 		return &fs.PathError{Op: "write ledger", Path: l.lockPath, Err: unwrapPathError(err)}
 	}
 	if len(buf) < l.ledgerLen {
-		if err := l.f.Truncate(ledgerOffset + int64(len(buf))); err != nil {
+		if err := l.h.f.Truncate(ledgerOffset + int64(len(buf))); err != nil {
 			return &fs.PathError{Op: "write ledger", Path: l.lockPath, Err: unwrapPathError(err)}
 		}
 	}
 	l.ledgerLen = len(buf)
+	l.h.remember(buf, l.state)
 	return nil
 }
 
@@ -515,9 +557,12 @@ func (l *Lock) releaseLocked() {
 	if l.holdTimer != nil {
 		l.holdTimer.Stop()
 	}
-	l.f.Close()
-	_ = l.fl.Unlock()
-	giveTurn(l.sessionFile)
+	l.unlockFile()
+	if !keepLockFiles || l.remote {
+		l.h.close()
+	}
+	l.state = nil // the handle keeps it for the next tenure
+	giveTurn(l.q)
 }
 
 // snapshot fingerprints the session file at the end of the tenure, in the
@@ -560,6 +605,7 @@ func (l *Lock) snapshot() (Fingerprint, error) {
 // close records the end of the tenure in the ledger. The caller holds l.mu
 // and releases the file lock afterwards.
 func (l *Lock) close(fp Fingerprint) error {
+	l.h.forget() // l.state changes below; the cache holds again once written
 	if l.intrusion != nil {
 		l.state.addBreak(*l.intrusion)
 		l.opts.log(slog.LevelWarn, "sessionlock: session file changed during tenure outside Append",
@@ -616,7 +662,7 @@ func (l *Lock) settleRacy(fp Fingerprint) error {
 // file's timestamp, set by a ledger write made after the snapshot on the
 // same file system; equal timestamps count as racy.
 func (l *Lock) racy(fp Fingerprint) (bool, error) {
-	st, err := l.f.Stat()
+	st, err := l.h.f.Stat()
 	if err != nil {
 		return false, &fs.PathError{Op: "fingerprint", Path: l.lockPath, Err: unwrapPathError(err)}
 	}
@@ -628,14 +674,10 @@ func (l *Lock) racy(fp Fingerprint) (bool, error) {
 // checkStillLocked reports ErrLockLost if the lock file at the path is no
 // longer the file this tenure locked.
 func (l *Lock) checkStillLocked(op string) error {
-	held := l.lockInfo
 	cur, err := os.Lstat(l.lockPath)
-	same := err == nil && os.SameFile(held, cur)
-	if !same && err == nil && l.remote {
-		if f, err := os.OpenFile(l.lockPath, os.O_RDWR|oNoFollow, 0); err == nil {
-			same = l.lockedAtPath(f)
-			f.Close()
-		}
+	same := err == nil && os.SameFile(l.lockInfo, cur)
+	if !same && err == nil {
+		same = l.lockedAtPath()
 	}
 	if !same {
 		l.opts.log(slog.LevelError, "sessionlock: lock file removed or replaced during tenure", "lock", l.lockPath, "generation", l.gen)

@@ -78,10 +78,11 @@ func TestGoroutinesAreServedInArrivalOrder(t *testing.T) {
 	}
 	require.Equal(t, want, order)
 	require.Zero(t, waitersOf(first.SessionFile()))
+	CloseIdleLockFiles()
 	queuesMu.Lock()
 	_, left := queues[first.SessionFile()]
 	queuesMu.Unlock()
-	require.False(t, left, "an idle session must leave no queue behind")
+	require.False(t, left, "a session whose lock file was closed must leave no queue behind")
 }
 
 func TestCancelledWaiterLeavesQueueAndOthersKeepOrder(t *testing.T) {
@@ -159,7 +160,7 @@ func TestLockFileReplacedBeforeVerificationIsRetried(t *testing.T) {
 	l2, err := AcquireSessionWriteLock(ctx, p)
 	require.NoError(t, err)
 	require.Equal(t, 2, calls, "the first lock guarded a replaced file and must be retried")
-	held, err := l2.f.Stat()
+	held, err := l2.h.f.Stat()
 	require.NoError(t, err)
 	atPath, err := os.Lstat(lockPath)
 	require.NoError(t, err)
@@ -390,4 +391,106 @@ func TestStatusTellsARecycledPidFromItsHolder(t *testing.T) {
 	st = Status{}
 	st.fill(open(time.Now().Add(-24 * 365 * time.Hour).UnixNano()))
 	require.False(t, st.HolderAlive, "a newer process has the holder's pid")
+}
+
+// openDescriptors counts this process's open descriptors, or skips where
+// /proc/self/fd does not exist.
+func openDescriptors(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count descriptors here: %v", err)
+	}
+	return len(entries)
+}
+
+func idleCount() int {
+	queuesMu.Lock()
+	defer queuesMu.Unlock()
+	return len(idleQueues)
+}
+
+// Lock files stay open between tenures of a session in use, at most
+// maxIdleHandles of them, and all close once idle for idleTimeout.
+func TestIdleLockFilesAreBoundedAndClose(t *testing.T) {
+	if !keepLockFiles {
+		t.Skip("this platform keeps no lock files open between tenures")
+	}
+	CloseIdleLockFiles()
+	dir := t.TempDir()
+	before := openDescriptors(t)
+	ctx := context.Background()
+
+	p := filepath.Join(dir, "s.jsonl")
+	l, err := AcquireSessionWriteLock(ctx, p)
+	require.NoError(t, err)
+	require.NoError(t, l.Release())
+	require.Equal(t, before+1, openDescriptors(t), "a session just used keeps its lock file open")
+	l, err = AcquireSessionWriteLock(ctx, p)
+	require.NoError(t, err)
+	require.Equal(t, before+1, openDescriptors(t), "the next tenure reuses the open lock file")
+	require.NoError(t, l.Release())
+
+	for i := range 2 * maxIdleHandles {
+		l, err := AcquireSessionWriteLock(ctx, filepath.Join(dir, fmt.Sprintf("s%d.jsonl", i)))
+		require.NoError(t, err)
+		require.NoError(t, l.Release())
+	}
+	require.Equal(t, maxIdleHandles, idleCount())
+	require.Equal(t, before+maxIdleHandles, openDescriptors(t), "idle lock files are bounded")
+
+	deadline := time.Now().Add(10 * idleTimeout)
+	for idleCount() > 0 && time.Now().Before(deadline) {
+		time.Sleep(idleTimeout / 10)
+	}
+	require.Zero(t, idleCount(), "idle lock files close after idleTimeout")
+	require.Equal(t, before, openDescriptors(t))
+	queuesMu.Lock()
+	left := len(queues)
+	queuesMu.Unlock()
+	require.Zero(t, left, "closed sessions leave no queue behind")
+}
+
+// A decoded ledger kept from the previous tenure is used only while the
+// lock file holds exactly the bytes this process wrote.
+func TestCachedLedgerIsUsedOnlyWhileUnchanged(t *testing.T) {
+	if !keepLockFiles {
+		t.Skip("this platform keeps no lock files open between tenures")
+	}
+	p := filepath.Join(t.TempDir(), "s.jsonl")
+	ctx := context.Background()
+	l, err := AcquireSessionWriteLock(ctx, p)
+	require.NoError(t, err)
+	require.NoError(t, l.Release())
+	lockPath := l.LockFile()
+
+	queuesMu.Lock()
+	h := &queues[l.SessionFile()].h
+	queuesMu.Unlock()
+	require.NotNil(t, h.state, "the released tenure's ledger is kept")
+
+	// Another writer rewrites the ledger in place with a higher
+	// generation: the next tenure must read it, not the kept copy.
+	raw, err := os.ReadFile(lockPath)
+	require.NoError(t, err)
+	s, err := decodeLedger(raw)
+	require.NoError(t, err)
+	jump := highestGeneration.Load() + 100
+	s.Generation = jump
+	s.LastReleaseGen = jump
+	rewritten, err := encodeLedger(s)
+	require.NoError(t, err)
+	_, err = decodeLedger(rewritten)
+	require.NoError(t, err)
+	f, err := os.OpenFile(lockPath, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt(rewritten, ledgerOffset)
+	require.NoError(t, err)
+	require.NoError(t, f.Truncate(ledgerOffset+int64(len(rewritten))))
+	require.NoError(t, f.Close())
+
+	l, err = AcquireSessionWriteLock(ctx, p)
+	require.NoError(t, err)
+	require.Equal(t, jump+1, l.Epoch())
+	require.NoError(t, l.Release())
 }

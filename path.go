@@ -156,6 +156,8 @@ func checkLockFile(op, lockPath string) error {
 
 func describeType(m fs.FileMode) string {
 	switch {
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
 	case m.IsDir():
 		return "directory"
 	case m&fs.ModeNamedPipe != 0:

@@ -2,7 +2,10 @@
 
 package sessionlock
 
-import "os"
+import (
+	"errors"
+	"os"
+)
 
 const oNoFollow = 0
 
@@ -14,7 +17,17 @@ func lockedElsewhere(*os.File) bool { return false }
 // answer for a diagnostic.
 func processAlive(pid int) bool { return pid > 0 }
 
-// openLedgerFile opens the lock file for reading and writing the ledger.
-func openLedgerFile(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_RDWR|oNoFollow, 0)
+// keepLockFiles says whether a session's lock file may stay open between
+// tenures (see handle.go).
+const keepLockFiles = false
+
+// openLockFile opens the lock file for ledger I/O, creating it if missing.
+func openLockFile(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDWR|os.O_CREATE, lockFileMode)
 }
+
+// tryLockFile fails: this platform has no file locks that this package
+// knows how to take.
+func tryLockFile(*os.File) (bool, error) { return false, errors.ErrUnsupported }
+
+func unlockFile(*os.File) error { return errors.ErrUnsupported }

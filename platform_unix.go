@@ -40,14 +40,43 @@ func processAlive(pid int) bool {
 	return err == nil || errors.Is(err, unix.EPERM)
 }
 
-// openLedgerFile opens the lock file for reading and writing the ledger,
-// never through a symbolic link. It uses the raw system call and os.NewFile
-// because os.OpenFile would first try (and fail) to register a regular file
-// with the runtime's poller, four wasted system calls on every tenure.
-func openLedgerFile(path string) (*os.File, error) {
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+// keepLockFiles says whether a session's lock file may stay open between
+// tenures (see handle.go).
+const keepLockFiles = true
+
+// openLockFile opens the lock file for locking and ledger I/O, creating it
+// if missing, never through a symbolic link. It uses the raw system call
+// and os.NewFile because os.OpenFile would first try (and fail) to register
+// a regular file with the runtime's poller, wasted system calls on a path
+// that runs once per active session.
+func openLockFile(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, lockFileMode)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	return os.NewFile(uintptr(fd), path), nil
+}
+
+// tryLockFile takes an exclusive flock(2) on f's open file description
+// without blocking. It reports false when another open file description
+// holds a lock on the file. util-linux flock(1) and gofrs/flock take the
+// same kind of lock, so they exclude and are excluded.
+func tryLockFile(f *os.File) (bool, error) {
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, unix.EWOULDBLOCK):
+			return false, nil
+		case errors.Is(err, unix.EINTR):
+			continue
+		}
+		return false, err
+	}
+}
+
+// unlockFile drops the flock(2) that tryLockFile took.
+func unlockFile(f *os.File) error {
+	return unix.Flock(int(f.Fd()), unix.LOCK_UN)
 }

@@ -39,7 +39,32 @@ func processAlive(pid int) bool {
 	return code == 259 // STILL_ACTIVE
 }
 
-// openLedgerFile opens the lock file for reading and writing the ledger.
-func openLedgerFile(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_RDWR|oNoFollow, 0)
+// keepLockFiles says whether a session's lock file may stay open between
+// tenures (see handle.go). Not on Windows: an open file there cannot be
+// removed, nor can the directory that holds it.
+const keepLockFiles = false
+
+// openLockFile opens the lock file for locking and ledger I/O, creating it
+// if missing.
+func openLockFile(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDWR|os.O_CREATE, lockFileMode)
+}
+
+// tryLockFile locks the first byte of f exclusively without waiting, as
+// gofrs/flock does, so the two exclude each other. It reports false when
+// another handle holds the lock.
+func tryLockFile(f *os.File) (bool, error) {
+	err := windows.LockFileEx(windows.Handle(f.Fd()), windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, &windows.Overlapped{})
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, windows.ERROR_LOCK_VIOLATION), errors.Is(err, windows.ERROR_IO_PENDING):
+		return false, nil
+	}
+	return false, err
+}
+
+// unlockFile drops the lock that tryLockFile took.
+func unlockFile(f *os.File) error {
+	return windows.UnlockFileEx(windows.Handle(f.Fd()), 0, 1, 0, &windows.Overlapped{})
 }

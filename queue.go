@@ -2,14 +2,15 @@ package sessionlock
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 )
 
 // Goroutines of one process take turns on a session file through a queue
 // keyed by the canonical path. Only the goroutine whose turn it is touches
-// the file lock, so the kernel never sees two waiters from one process, and
-// waiters are served in the order they arrived (FIFO), which bounds the
-// longest wait.
+// the file lock and the session's handle (see handle.go), so the kernel
+// never sees two waiters from one process, and waiters are served in the
+// order they arrived (FIFO), which bounds the longest wait.
 //
 // A turn passes from one goroutine to the next by closing the next waiter's
 // channel while holding queuesMu; the race detector sees that hand-off as a
@@ -22,34 +23,47 @@ var (
 )
 
 type turnQueue struct {
+	key     string
 	held    bool
 	waiters []*waiter // FIFO; waiters[0] is next
+	// h is the session's open lock file. It belongs to the goroutine whose
+	// turn it is; between turns it may stay open, idle (see handle.go).
+	h    handle
+	idle bool // in idleQueues, waiting to be reused or closed
 }
 
 type waiter struct {
 	ready chan struct{} // closed when the turn is handed to this waiter
 }
 
-// takeTurn blocks until the caller has the turn for key or ctx ends.
-func takeTurn(ctx context.Context, key string) error {
+// takeTurn blocks until the caller has the turn for key or ctx ends. It
+// returns the session's queue, whose handle the caller may use until it
+// gives the turn back. A caller that has to wait is logged at debug level
+// once it is in the queue, with the number of waiters ahead of it.
+func takeTurn(ctx context.Context, key string, o *options) (*turnQueue, error) {
 	queuesMu.Lock()
 	q := queues[key]
 	if q == nil {
-		q = &turnQueue{}
+		q = &turnQueue{key: key}
 		queues[key] = q
 	}
 	if !q.held {
 		q.held = true
+		if q.idle {
+			leaveIdleLocked(q)
+		}
 		queuesMu.Unlock()
-		return nil
+		return q, nil
 	}
 	w := &waiter{ready: make(chan struct{})}
 	q.waiters = append(q.waiters, w)
+	ahead := len(q.waiters) - 1
 	queuesMu.Unlock()
+	o.log(slog.LevelDebug, "sessionlock: waiting in this process", "session", key, "owner", o.owner, "ahead", ahead)
 
 	select {
 	case <-w.ready:
-		return nil
+		return q, nil
 	case <-ctx.Done():
 	}
 
@@ -58,7 +72,7 @@ func takeTurn(ctx context.Context, key string) error {
 	select {
 	case <-w.ready:
 		// The turn arrived as the context ended; take it and pass it on.
-		handOffLocked(key, q)
+		handOffLocked(q)
 	default:
 		for i, x := range q.waiters {
 			if x == w {
@@ -67,20 +81,21 @@ func takeTurn(ctx context.Context, key string) error {
 			}
 		}
 	}
-	return ctx.Err()
+	return nil, ctx.Err()
 }
 
-// giveTurn ends the caller's turn for key and hands it to the next waiter.
-func giveTurn(key string) {
+// giveTurn ends the caller's turn on q and hands it to the next waiter.
+func giveTurn(q *turnQueue) {
 	queuesMu.Lock()
-	handOffLocked(key, queues[key])
+	handOffLocked(q)
 	queuesMu.Unlock()
 }
 
-func handOffLocked(key string, q *turnQueue) {
-	if q == nil {
-		return
-	}
+// handOffLocked passes the turn on q to the next waiter. With nobody
+// waiting, the session's lock file stays open for a while in case the
+// session is used again soon, or the queue goes away at once if its lock
+// file is closed.
+func handOffLocked(q *turnQueue) {
 	if len(q.waiters) > 0 {
 		next := q.waiters[0]
 		q.waiters[0] = nil
@@ -89,6 +104,10 @@ func handOffLocked(key string, q *turnQueue) {
 		return
 	}
 	q.held = false
-	delete(queues, key)
-	abandonKernelWaiterLocked(key)
+	abandonKernelWaiterLocked(q.key)
+	if q.h.f != nil {
+		enterIdleLocked(q)
+		return
+	}
+	delete(queues, q.key)
 }

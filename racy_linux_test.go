@@ -192,6 +192,8 @@ func unmountAtCleanup(t *testing.T, dir string) {
 	t.Helper()
 	umount := needCommand(t, "umount")
 	t.Cleanup(func() {
+		// The library keeps recently used lock files open for a moment.
+		sessionlock.CloseIdleLockFiles()
 		var out []byte
 		var err error
 		for range umountAttempts {
@@ -246,6 +248,9 @@ func mountTmpfs(t *testing.T) string {
 // remountReadOnly makes the file system mounted at dir read-only.
 func remountReadOnly(t *testing.T, dir string) {
 	t.Helper()
+	// The library keeps recently used lock files open for a moment, and a
+	// file open for writing makes a read-only remount fail as busy.
+	sessionlock.CloseIdleLockFiles()
 	runMountTool(t, needCommand(t, "mount"), "-o", "remount,ro", dir)
 }
 

@@ -204,6 +204,8 @@ func mountTmpfs(t *testing.T, size string) string {
 		skipOrFail(t, fmt.Sprintf("cannot mount a tmpfs here: %v: %s", err, out))
 	}
 	t.Cleanup(func() {
+		// The library keeps recently used lock files open for a moment.
+		sessionlock.CloseIdleLockFiles()
 		if out, err := exec.Command(umountCmd, dir).CombinedOutput(); err != nil {
 			t.Errorf("umount %s: %v: %s", dir, err, out)
 			_ = exec.Command(umountCmd, "-l", dir).Run()
@@ -214,12 +216,15 @@ func mountTmpfs(t *testing.T, size string) string {
 
 // remount runs mount -o remount,OPTS on dir, retrying while the kernel
 // says the file system is busy (a file open for writing blocks a remount
-// read-only), up to deadline.
+// read-only), up to deadline. Before each try it closes the lock files
+// that the library keeps open between tenures, so a try succeeds at any
+// moment when no tenure is in progress.
 func remount(t *testing.T, dir, opts string, deadline time.Duration) int {
 	t.Helper()
 	mountCmd := needCommand(t, "mount")
 	stop := time.Now().Add(deadline)
 	for tries := 1; ; tries++ {
+		sessionlock.CloseIdleLockFiles()
 		out, err := exec.Command(mountCmd, "-o", "remount,"+opts, dir).CombinedOutput()
 		if err == nil {
 			return tries

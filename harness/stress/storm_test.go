@@ -3,6 +3,7 @@ package stress_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -21,19 +22,33 @@ const (
 	// stormWaiters goroutines wait for one lock; a quarter are cancelled
 	// while it is held, another quarter while it is being handed on.
 	stormWaiters = 1000
-	// stormStagger is the pause after a waiter has signalled that it is
-	// about to call AcquireSessionWriteLock and before the next one
-	// starts. The library's queue is internal, so the test cannot see a
-	// waiter join it; the call path up to the queue is a handful of system
-	// calls (tens of microseconds), so a millisecond orders the arrivals
-	// with a wide margin, and the arrival order is the start order.
-	stormStagger = time.Millisecond
 	// stormTimeout bounds the whole storm.
 	stormTimeout = time.Minute
 	// stormThreadSlack is how many OS threads the storm may add to the
 	// process for good: waiting goroutines must not each hold a thread.
 	stormThreadSlack = 8
 )
+
+// queueWatcher is a slog.Handler that passes on the owner of every
+// "waiting in this process" record: the moment a waiter joined the queue.
+type queueWatcher struct{ queued chan<- string }
+
+func (w *queueWatcher) Enabled(context.Context, slog.Level) bool { return true }
+func (w *queueWatcher) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "sessionlock: waiting in this process" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "owner" {
+			w.queued <- a.Value.String()
+			return false
+		}
+		return true
+	})
+	return nil
+}
+func (w *queueWatcher) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *queueWatcher) WithGroup(string) slog.Handler      { return w }
 
 // threads returns the process's OS thread count from /proc/self/status.
 func threads(t *testing.T) int {
@@ -75,6 +90,12 @@ func TestCancellationStormKeepsArrivalOrderAndLeaksNothing(t *testing.T) {
 		never[i] = true
 	}
 
+	// Arrival is when a waiter joins the library's queue, which the
+	// library logs at debug level; the next waiter starts only after
+	// that, so the arrival order is the start order.
+	queued := make(chan string, 1)
+	logger := slog.New(&queueWatcher{queued: queued})
+
 	var order []int // guarded by the session lock itself
 	results := make([]error, stormWaiters)
 	cancels := make([]context.CancelFunc, stormWaiters)
@@ -82,11 +103,10 @@ func TestCancellationStormKeepsArrivalOrderAndLeaksNothing(t *testing.T) {
 	for i := range stormWaiters {
 		ctx, cancel := context.WithCancel(base)
 		cancels[i], done[i] = cancel, make(chan struct{})
-		starting := make(chan struct{})
+		owner := "waiter " + strconv.Itoa(i)
 		go func() {
 			defer close(done[i])
-			close(starting)
-			l, err := sessionlock.AcquireSessionWriteLock(ctx, file, sessionlock.WithOwner("waiter "+strconv.Itoa(i)))
+			l, err := sessionlock.AcquireSessionWriteLock(ctx, file, sessionlock.WithOwner(owner), sessionlock.WithLogger(logger))
 			if err == nil {
 				order = append(order, i)
 				err = l.Release()
@@ -96,8 +116,12 @@ func TestCancellationStormKeepsArrivalOrderAndLeaksNothing(t *testing.T) {
 			}
 			results[i] = err
 		}()
-		<-starting
-		time.Sleep(stormStagger)
+		select {
+		case got := <-queued:
+			require.Equal(t, owner, got, "only one waiter starts at a time")
+		case <-base.Done():
+			t.Fatalf("%s never joined the queue", owner)
+		}
 	}
 	for i := range done {
 		select {
@@ -158,7 +182,7 @@ func TestCancellationStormKeepsArrivalOrderAndLeaksNothing(t *testing.T) {
 	}
 	require.Len(t, order, got)
 	for k := 1; k < len(order); k++ {
-		require.Less(t, order[k-1], order[k], "waiter %d got the lock before waiter %d, which arrived earlier", order[k], order[k-1])
+		require.Less(t, order[k-1], order[k], "waiter %d got the lock before waiter %d, which arrived earlier", order[k-1], order[k])
 	}
 
 	// The queue is empty: the lock is free at once.
