@@ -28,8 +28,8 @@ import (
 // nor do network and FUSE file systems (a fresh open is the only reliable
 // identity check there).
 type handle struct {
-	f    *os.File    // nil when closed
-	info fs.FileInfo // f as fstat saw it when opened
+	f    *os.File // nil when closed
+	info lockStat // f as fstat saw it when opened
 
 	// raw is the ledger (with its padding) as this process last read or
 	// wrote it, and state is raw decoded; state is nil when they are not
@@ -71,14 +71,14 @@ func (h *handle) open(lockPath string) error {
 	if err != nil {
 		return openError(lockPath, err)
 	}
-	st, err := f.Stat()
+	st, err := fstatLock(f)
 	if err != nil {
 		f.Close()
 		return &fs.PathError{Op: "acquire", Path: lockPath, Err: unwrapPathError(err)}
 	}
-	if !st.Mode().IsRegular() {
+	if !st.mode.IsRegular() {
 		f.Close()
-		return notRegularError("acquire", lockPath, st.Mode())
+		return notRegularError("acquire", lockPath, st.mode)
 	}
 	h.close()
 	h.f, h.info = f, st
@@ -91,7 +91,7 @@ func (h *handle) close() {
 		h.f.Close()
 		h.f = nil
 	}
-	h.info = nil
+	h.info = lockStat{}
 	h.forget()
 	h.fsKnown = false
 }

@@ -77,7 +77,7 @@ type Lock struct {
 	fl        *flock.Flock
 	state     *ledgerState
 	ledgerLen int         // bytes of ledger (and padding) in the lock file
-	lockInfo  fs.FileInfo // the lock file at its path, as lstat saw it once locked
+	lockInfo  lockStat // the lock file at its path, as lstat saw it once locked
 	gen       uint64
 	acquired  Fingerprint
 	fine      bool // the file system's timestamps show every change
@@ -256,21 +256,21 @@ func (l *Lock) takeFileLock(ctx context.Context) (*flock.Flock, error) {
 // tenure locked, and makes sure the handle's descriptor is open on it for
 // ledger I/O.
 func (l *Lock) verifyLocked() (bool, error) {
-	cur, err := os.Lstat(l.lockPath)
+	cur, err := lstatLock(l.lockPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
 		return false, &fs.PathError{Op: "acquire", Path: l.lockPath, Err: unwrapPathError(err)}
 	}
-	if !cur.Mode().IsRegular() {
-		return false, notRegularError("acquire", l.lockPath, cur.Mode())
+	if !cur.mode.IsRegular() {
+		return false, notRegularError("acquire", l.lockPath, cur.mode)
 	}
 	h := l.h
 	l.lockInfo = cur
 	l.learnFileSystem()
 	if l.fl == nil {
-		return os.SameFile(h.info, cur) || l.lockedAtPath(), nil
+		return h.info.same(cur) || l.lockedAtPath(), nil
 	}
 	// A kernel waiter locked its own descriptor: that file must be the one
 	// at the path, and the handle must be open on it too.
@@ -278,14 +278,14 @@ func (l *Lock) verifyLocked() (bool, error) {
 	if err != nil {
 		return false, &fs.PathError{Op: "acquire", Path: l.lockPath, Err: unwrapPathError(err)}
 	}
-	if !os.SameFile(locked, cur) && !l.lockedAtPath() {
+	if !lockStatOf(locked).same(cur) && !l.lockedAtPath() {
 		return false, nil
 	}
-	if !os.SameFile(h.info, cur) {
+	if !h.info.same(cur) {
 		if err := h.open(l.lockPath); err != nil {
 			return false, err
 		}
-		if !os.SameFile(h.info, cur) && !l.lockedAtPath() {
+		if !h.info.same(cur) && !l.lockedAtPath() {
 			return false, nil
 		}
 		l.learnFileSystem()
@@ -323,7 +323,7 @@ func (l *Lock) lockedAtPath() bool {
 func (l *Lock) learnFileSystem() {
 	h := l.h
 	if !h.fsKnown {
-		h.fsys = fileSystemOf(filepath.Dir(l.sessionFile), l.lockInfo)
+		h.fsys = fileSystemOf(filepath.Dir(l.sessionFile), l.lockInfo.fi)
 		h.fsKnown = true
 	}
 	l.fine, l.remote, l.mode = h.fsys.FineTimestamps, h.fsys.Remote, l.opts.mode.resolve(h.fsys)
@@ -349,7 +349,7 @@ func notRegularError(op, lockPath string, mode fs.FileMode) error {
 func (l *Lock) open() error {
 	bufp := ledgerBuffers.Get().(*[]byte)
 	defer ledgerBuffers.Put(bufp)
-	raw, err := readLedgerSized(l.h.f, l.lockInfo.Size()-ledgerOffset, (*bufp)[:0])
+	raw, err := readLedgerSized(l.h.f, l.lockInfo.size-ledgerOffset, (*bufp)[:0])
 	*bufp = raw[:0]
 	if err != nil {
 		return &fs.PathError{Op: "acquire", Path: l.lockPath, Err: fmt.Errorf("reading ledger: %w", err)}
@@ -674,8 +674,8 @@ func (l *Lock) racy(fp Fingerprint) (bool, error) {
 // checkStillLocked reports ErrLockLost if the lock file at the path is no
 // longer the file this tenure locked.
 func (l *Lock) checkStillLocked(op string) error {
-	cur, err := os.Lstat(l.lockPath)
-	same := err == nil && os.SameFile(l.lockInfo, cur)
+	cur, err := lstatLock(l.lockPath)
+	same := err == nil && l.lockInfo.same(cur)
 	if !same && err == nil {
 		same = l.lockedAtPath()
 	}

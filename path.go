@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 )
 
 // lockSuffix is appended to the canonical session path to name its lock file.
@@ -60,7 +61,7 @@ func canonicalize(op, sessionFile string) (string, error) {
 		// the link's target, not the directory holding the link, and
 		// EvalSymlinks resolves it that way.
 		dir = trimSeparators(dir)
-		realDir, err := filepath.EvalSymlinks(dir)
+		realDir, err := resolveDir(dir)
 		if err != nil {
 			st, serr := os.Stat(dir)
 			switch {
@@ -101,6 +102,63 @@ func canonicalize(op, sessionFile string) (string, error) {
 		}
 	}
 }
+
+// resolveDir returns dir with every symbolic link resolved. Resolving walks
+// the path one element at a time, a system call each, on every acquire; so
+// a resolved directory is remembered with its identity, and reused while
+// the canonical path still names the same directory and dir still leads to
+// it: one or two stat calls instead of one per element.
+//
+// What the check cannot see: a directory that a new symbolic link now
+// reaches by another route (an ancestor renamed and a link left in its
+// place). The remembered path then names the right directory by a route
+// that is no longer canonical; every path to the lock file still leads to
+// the same file, so the lock still excludes, but Lock.SessionFile shows the
+// old spelling until the cache entry is dropped.
+func resolveDir(dir string) (string, error) {
+	dirCacheMu.Lock()
+	c, ok := dirCache[dir]
+	dirCacheMu.Unlock()
+	if ok {
+		if st, err := os.Stat(c.canon); err == nil && os.SameFile(st, c.info) {
+			if dir == c.canon {
+				return c.canon, nil
+			}
+			if st, err := os.Stat(dir); err == nil && os.SameFile(st, c.info) {
+				return c.canon, nil
+			}
+		}
+	}
+	canon, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", err
+	}
+	st, err := os.Stat(canon)
+	if err != nil {
+		return canon, nil
+	}
+	dirCacheMu.Lock()
+	if len(dirCache) >= maxDirCache {
+		clear(dirCache)
+	}
+	dirCache[dir] = resolvedDir{canon: canon, info: st}
+	dirCacheMu.Unlock()
+	return canon, nil
+}
+
+// maxDirCache bounds the remembered directories; a process with more
+// session directories than this resolves some of them again.
+const maxDirCache = 256
+
+type resolvedDir struct {
+	canon string
+	info  fs.FileInfo
+}
+
+var (
+	dirCacheMu sync.Mutex
+	dirCache   = map[string]resolvedDir{}
+)
 
 // isNotDir reports whether path exists and is not a directory. It is
 // called only on error paths.

@@ -1,0 +1,89 @@
+package sessionlock
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// lockStatMask asks statx for everything lockStat holds and no timestamps.
+const lockStatMask = unix.STATX_TYPE | unix.STATX_MODE | unix.STATX_INO | unix.STATX_SIZE
+
+// lstatLock describes the file at path without following a symbolic link.
+func lstatLock(path string) (lockStat, error) {
+	var sx unix.Statx_t
+	err := ignoringEINTR(func() error {
+		return unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_SYNC_AS_STAT, lockStatMask, &sx)
+	})
+	if errors.Is(err, unix.ENOSYS) {
+		fi, err := os.Lstat(path)
+		if err != nil {
+			return lockStat{}, err
+		}
+		return lockStatOf(fi), nil
+	}
+	if err != nil {
+		return lockStat{}, &fs.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	return lockStatFromStatx(&sx), nil
+}
+
+// fstatLock describes the open file f.
+func fstatLock(f *os.File) (lockStat, error) {
+	var sx unix.Statx_t
+	err := ignoringEINTR(func() error {
+		return unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT, lockStatMask, &sx)
+	})
+	if errors.Is(err, unix.ENOSYS) {
+		fi, err := f.Stat()
+		if err != nil {
+			return lockStat{}, err
+		}
+		return lockStatOf(fi), nil
+	}
+	if err != nil {
+		return lockStat{}, &fs.PathError{Op: "stat", Path: f.Name(), Err: err}
+	}
+	return lockStatFromStatx(&sx), nil
+}
+
+func ignoringEINTR(call func() error) error {
+	for {
+		if err := call(); !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+func lockStatFromStatx(sx *unix.Statx_t) lockStat {
+	mode := fs.FileMode(sx.Mode & 0o777)
+	switch sx.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		mode |= fs.ModeDir
+	case unix.S_IFLNK:
+		mode |= fs.ModeSymlink
+	case unix.S_IFIFO:
+		mode |= fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		mode |= fs.ModeSocket
+	case unix.S_IFCHR:
+		mode |= fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		mode |= fs.ModeDevice
+	}
+	return lockStat{
+		mode: mode,
+		size: int64(sx.Size),
+		id:   fileID{dev: unix.Mkdev(sx.Dev_major, sx.Dev_minor), ino: sx.Ino, ok: true},
+	}
+}
+
+func fileIDOf(fi fs.FileInfo) fileID {
+	if s, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return fileID{dev: uint64(s.Dev), ino: s.Ino, ok: true}
+	}
+	return fileID{}
+}
