@@ -131,6 +131,7 @@ func (s *ledgerState) addTenure(t tenureRecord) {
 }
 
 func (s *ledgerState) addBreak(b breakRecord) {
+	s.breakLines = nil
 	s.Breaks = append(s.Breaks, b)
 	if n := len(s.Breaks); n > breakHistory {
 		s.Breaks = append(s.Breaks[:0], s.Breaks[n-breakHistory:]...)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"time"
 )
 
@@ -50,17 +49,17 @@ func FingerprintFile(path string) (Fingerprint, error) {
 
 // statFingerprint fills the cheap, stat-based part of a fingerprint.
 func statFingerprint(path string) (Fingerprint, error) {
-	st, err := os.Stat(path)
+	fp, regular, err := statPath(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Fingerprint{}, nil
 	}
 	if err != nil {
 		return Fingerprint{}, &fs.PathError{Op: "fingerprint", Path: path, Err: unwrapPathError(err)}
 	}
-	if !st.Mode().IsRegular() {
+	if !regular {
 		return Fingerprint{}, &fs.PathError{Op: "fingerprint", Path: path, Err: fmt.Errorf("%w: not a regular file", ErrInvalidPath)}
 	}
-	return fingerprintFromInfo(path, st), nil
+	return fp, nil
 }
 
 // statOrZero is statFingerprint for diagnostics: an error gives the zero

@@ -172,6 +172,10 @@ type ledgerState struct {
 	// lastClosed is the tenure that end closed, kept so that the holder
 	// line need not parse it back; not part of the encoding.
 	lastClosed *tenureRecord
+	// breakLines caches the encoded break records while Breaks is
+	// unchanged (addBreak clears it); breaks are rare, and encoding them
+	// again on every ledger write would be most of the encoder's work.
+	breakLines []byte
 }
 
 // tenureLine is one closed tenure in the ledger's history.

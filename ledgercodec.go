@@ -152,11 +152,15 @@ func appendRecords(b []byte, s *ledgerState) []byte {
 		b = append(b, t.text...)
 		b = append(b, '\n')
 	}
-	for i := range s.Breaks {
-		b = appendBreak(b, &s.Breaks[i])
-		b = append(b, '\n')
+	if s.breakLines == nil && len(s.Breaks) > 0 {
+		var lines []byte
+		for i := range s.Breaks {
+			lines = appendBreak(lines, &s.Breaks[i])
+			lines = append(lines, '\n')
+		}
+		s.breakLines = lines
 	}
-	return b
+	return append(b, s.breakLines...)
 }
 
 // fields reads the space-separated fields of one record line.

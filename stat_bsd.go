@@ -4,6 +4,7 @@ package sessionlock
 
 import (
 	"io/fs"
+	"os"
 	"syscall"
 )
 
@@ -15,4 +16,13 @@ func fingerprintFromInfo(_ string, st fs.FileInfo) Fingerprint {
 		fp.ChangeTime = int64(s.Ctimespec.Sec)*1e9 + int64(s.Ctimespec.Nsec)
 	}
 	return fp
+}
+
+// statPath stats path (following symbolic links) into a Fingerprint.
+func statPath(path string) (Fingerprint, bool, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return Fingerprint{}, false, err
+	}
+	return fingerprintFromInfo(path, st), st.Mode().IsRegular(), nil
 }

@@ -2,6 +2,7 @@ package sessionlock
 
 import (
 	"io/fs"
+	"os"
 
 	"golang.org/x/sys/windows"
 )
@@ -29,4 +30,13 @@ func fingerprintFromInfo(path string, st fs.FileInfo) Fingerprint {
 		fp.Inode = uint64(info.FileIndexHigh)<<32 | uint64(info.FileIndexLow)
 	}
 	return fp
+}
+
+// statPath stats path (following symbolic links) into a Fingerprint.
+func statPath(path string) (Fingerprint, bool, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return Fingerprint{}, false, err
+	}
+	return fingerprintFromInfo(path, st), st.Mode().IsRegular(), nil
 }
