@@ -76,7 +76,7 @@ type Lock struct {
 	// own (see waiter.go); nil when the tenure locked h.f.
 	fl        *flock.Flock
 	state     *ledgerState
-	ledgerLen int         // bytes of ledger (and padding) in the lock file
+	ledgerLen int      // bytes of ledger (and padding) in the lock file
 	lockInfo  lockStat // the lock file at its path, as lstat saw it once locked
 	gen       uint64
 	acquired  Fingerprint

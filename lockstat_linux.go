@@ -14,12 +14,19 @@ const lockStatMask = unix.STATX_TYPE | unix.STATX_MODE | unix.STATX_INO | unix.S
 
 // lstatLock describes the file at path without following a symbolic link.
 func lstatLock(path string) (lockStat, error) {
+	return statxPath(path, unix.AT_SYMLINK_NOFOLLOW, os.Lstat)
+}
+
+// statID describes the file at path, following symbolic links.
+func statID(path string) (lockStat, error) { return statxPath(path, 0, os.Stat) }
+
+func statxPath(path string, flags int, fallback func(string) (fs.FileInfo, error)) (lockStat, error) {
 	var sx unix.Statx_t
 	err := ignoringEINTR(func() error {
-		return unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_SYNC_AS_STAT, lockStatMask, &sx)
+		return unix.Statx(unix.AT_FDCWD, path, flags|unix.AT_STATX_SYNC_AS_STAT, lockStatMask, &sx)
 	})
 	if errors.Is(err, unix.ENOSYS) {
-		fi, err := os.Lstat(path)
+		fi, err := fallback(path)
 		if err != nil {
 			return lockStat{}, err
 		}

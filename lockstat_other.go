@@ -16,6 +16,15 @@ func lstatLock(path string) (lockStat, error) {
 	return lockStatOf(fi), nil
 }
 
+// statID describes the file at path, following symbolic links.
+func statID(path string) (lockStat, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return lockStat{}, err
+	}
+	return lockStatOf(fi), nil
+}
+
 // fstatLock describes the open file f.
 func fstatLock(f *os.File) (lockStat, error) {
 	fi, err := f.Stat()

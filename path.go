@@ -76,15 +76,15 @@ func canonicalize(op, sessionFile string) (string, error) {
 
 		// EvalSymlinks checked that realDir exists; Lstat of an entry in it
 		// fails with ENOTDIR when it is not a directory.
-		st, err := os.Lstat(p)
+		st, err := lstatLock(p)
 		switch {
 		case err != nil && !errors.Is(err, fs.ErrNotExist) && isNotDir(realDir):
 			return "", invalid(dir + " is not a directory")
 		case errors.Is(err, fs.ErrNotExist):
 			return p, nil
 		case err != nil:
-			return "", &fs.PathError{Op: op, Path: sessionFile, Err: err}
-		case st.Mode()&fs.ModeSymlink != 0:
+			return "", &fs.PathError{Op: op, Path: sessionFile, Err: unwrapPathError(err)}
+		case st.mode&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
 			if err != nil {
 				return "", &fs.PathError{Op: op, Path: sessionFile, Err: err}
@@ -93,10 +93,10 @@ func canonicalize(op, sessionFile string) (string, error) {
 				target = realDir + string(filepath.Separator) + target
 			}
 			p = target
-		case st.IsDir():
+		case st.mode.IsDir():
 			return "", invalid("path is a directory")
-		case !st.Mode().IsRegular():
-			return "", invalid("path is not a regular file (" + st.Mode().Type().String() + ")")
+		case !st.mode.IsRegular():
+			return "", invalid("path is not a regular file (" + st.mode.Type().String() + ")")
 		default:
 			return p, nil
 		}
@@ -120,11 +120,11 @@ func resolveDir(dir string) (string, error) {
 	c, ok := dirCache[dir]
 	dirCacheMu.Unlock()
 	if ok {
-		if st, err := os.Stat(c.canon); err == nil && os.SameFile(st, c.info) {
+		if st, err := statID(c.canon); err == nil && st.same(c.info) {
 			if dir == c.canon {
 				return c.canon, nil
 			}
-			if st, err := os.Stat(dir); err == nil && os.SameFile(st, c.info) {
+			if st, err := statID(dir); err == nil && st.same(c.info) {
 				return c.canon, nil
 			}
 		}
@@ -133,7 +133,7 @@ func resolveDir(dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	st, err := os.Stat(canon)
+	st, err := statID(canon)
 	if err != nil {
 		return canon, nil
 	}
@@ -152,7 +152,7 @@ const maxDirCache = 256
 
 type resolvedDir struct {
 	canon string
-	info  fs.FileInfo
+	info  lockStat
 }
 
 var (
