@@ -162,7 +162,7 @@ func retireLocked(q *turnQueue) {
 	q.idle = false
 	q.h.close()
 	q.h.raw = nil
-	delete(queues, q.key)
+	dropQueueLocked(q)
 }
 
 // sweepIdle closes the handles that have been idle for idleTimeout, and

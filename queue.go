@@ -109,5 +109,15 @@ func handOffLocked(q *turnQueue) {
 		enterIdleLocked(q)
 		return
 	}
+	dropQueueLocked(q)
+}
+
+// dropQueueLocked removes q, which nobody holds or waits for. A map keeps
+// the space of its largest size, so once the last queue is gone the map is
+// replaced: a burst of thousands of sessions leaves no residue.
+func dropQueueLocked(q *turnQueue) {
 	delete(queues, q.key)
+	if len(queues) == 0 {
+		queues = map[string]*turnQueue{}
+	}
 }
