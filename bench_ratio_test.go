@@ -405,6 +405,10 @@ func ratioHeap() float64 {
 // It reports the heap left behind per session (residue-B/session, which
 // should be 0), the heap and descriptors per held lock, and the heap per
 // held lock as a multiple of a held bare gofrs/flock lock (x-bare-B).
+// ratioIdleSettle is how long BenchmarkRatioScale waits for the lock files
+// that the library keeps open between tenures to close.
+const ratioIdleSettle = time.Second
+
 func BenchmarkRatioScale(b *testing.B) {
 	dir := b.TempDir()
 	paths := make([]string, ratioScaleFiles)
@@ -431,6 +435,9 @@ func BenchmarkRatioScale(b *testing.B) {
 		}
 		i++
 	}
+	b.StopTimer()
+	// Recently used lock files stay open for half a second; count after.
+	time.Sleep(ratioIdleSettle)
 	fds1, heap1 := ratioFDs(), ratioHeap()
 
 	for i := range locks {
@@ -447,6 +454,7 @@ func BenchmarkRatioScale(b *testing.B) {
 		}
 		locks[i] = nil
 	}
+	time.Sleep(ratioIdleSettle)
 	fds2, heap2 := ratioFDs(), ratioHeap()
 	for i := range flocks {
 		flocks[i] = flock.New(paths[i] + ".lock")
