@@ -74,6 +74,23 @@ func tenureFigure(b *bench) (*result, error) {
 	r.Baseline = summarise("gofrs/flock New + Lock + Unlock", "ns", base)
 	r.Ratio = r.Ours.Median / r.Baseline.Median
 	r.Goal, r.Verdict = "<= 1.5x", verdict(r.Ratio, "<=", 1.5)
+
+	// The floor: the same tenure's system calls issued bare, against the
+	// same bare cycle, in rounds of their own.
+	floor, closeFloor, err := floorCycle(session)
+	if err != nil || floor == nil {
+		return r, err
+	}
+	defer closeFloor()
+	ours2, floors, err := alternate(b.cfg.rounds, b.cfg.iterations, tenure(session), floor)
+	if err != nil {
+		return r, err
+	}
+	o, f := quantile(ours2, 0.5), quantile(floors, 0.5)
+	r.Details = append(r.Details,
+		detail{"floor: the tenure's 11 system calls issued bare (median)", f, "ns"},
+		detail{"floor / bare gofrs/flock cycle", f / r.Baseline.Median, "ratio"},
+		detail{"ours / floor, rounds of their own", o / f, "ratio"})
 	return r, nil
 }
 
