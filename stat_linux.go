@@ -13,7 +13,7 @@ func fingerprintFromInfo(_ string, st fs.FileInfo) Fingerprint {
 	if s, ok := st.Sys().(*syscall.Stat_t); ok {
 		fp.Device = uint64(s.Dev)
 		fp.Inode = uint64(s.Ino)
-		fp.ChangeTime = s.Ctim.Sec*1e9 + s.Ctim.Nsec
+		fp.ChangeTime = int64(s.Ctim.Sec)*1e9 + int64(s.Ctim.Nsec)
 	}
 	return fp
 }
