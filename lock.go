@@ -162,11 +162,6 @@ var testHookLocked func(lockPath string)
 func (l *Lock) lockFile(ctx context.Context) error {
 	h := l.h
 	for {
-		if h.f == nil {
-			if err := h.open(l.lockPath); err != nil {
-				return err
-			}
-		}
 		fl, err := l.takeFileLock(ctx)
 		if err != nil {
 			return err
@@ -201,8 +196,8 @@ func (l *Lock) unlockFile() {
 	}
 }
 
-// takeFileLock takes the cross-process lock on the lock file: on the open
-// handle at once if it is free, else from the session's kernel waiter (see
+// takeFileLock takes the cross-process lock on the lock file: on the
+// handle (opened first if need be) at once if it is free, else from the session's kernel waiter (see
 // waiter.go), which returns the lock on a descriptor of its own. It
 // returns an error when ctx ends first.
 func (l *Lock) takeFileLock(ctx context.Context) (*flock.Flock, error) {
@@ -214,6 +209,14 @@ func (l *Lock) takeFileLock(ctx context.Context) (*flock.Flock, error) {
 		case tryLockSlots <- struct{}{}:
 		case <-ctx.Done():
 			return nil, waitError(l.sessionFile, l.lockPath, ctx.Err())
+		}
+		if l.h.f == nil {
+			// Opening counts against the throttle too: thousands of
+			// sessions opened at once would each block a thread.
+			if err := l.h.open(l.lockPath); err != nil {
+				<-tryLockSlots
+				return nil, err
+			}
 		}
 		ok, err := tryLockFile(l.h.f)
 		<-tryLockSlots

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -393,15 +394,23 @@ func TestStatusTellsARecycledPidFromItsHolder(t *testing.T) {
 	require.False(t, st.HolderAlive, "a newer process has the holder's pid")
 }
 
-// openDescriptors counts this process's open descriptors, or skips where
-// /proc/self/fd does not exist.
-func openDescriptors(t *testing.T) int {
+// openUnder counts this process's open descriptors on files in dir, or
+// skips where /proc/self/fd does not exist. Counting only dir's files keeps
+// descriptors that other tests close in the background out of the count.
+func openUnder(t *testing.T, dir string) int {
 	t.Helper()
 	entries, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Skipf("cannot count descriptors here: %v", err)
 	}
-	return len(entries)
+	n := 0
+	for _, e := range entries {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err == nil && strings.HasPrefix(target, dir+string(filepath.Separator)) {
+			n++
+		}
+	}
+	return n
 }
 
 func idleCount() int {
@@ -417,18 +426,19 @@ func TestIdleLockFilesAreBoundedAndClose(t *testing.T) {
 		t.Skip("this platform keeps no lock files open between tenures")
 	}
 	CloseIdleLockFiles()
-	dir := t.TempDir()
-	before := openDescriptors(t)
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	require.NoError(t, err)
+	require.Zero(t, openUnder(t, dir))
 	ctx := context.Background()
 
 	p := filepath.Join(dir, "s.jsonl")
 	l, err := AcquireSessionWriteLock(ctx, p)
 	require.NoError(t, err)
 	require.NoError(t, l.Release())
-	require.Equal(t, before+1, openDescriptors(t), "a session just used keeps its lock file open")
+	require.Equal(t, 1, openUnder(t, dir), "a session just used keeps its lock file open")
 	l, err = AcquireSessionWriteLock(ctx, p)
 	require.NoError(t, err)
-	require.Equal(t, before+1, openDescriptors(t), "the next tenure reuses the open lock file")
+	require.Equal(t, 1, openUnder(t, dir), "the next tenure reuses the open lock file")
 	require.NoError(t, l.Release())
 
 	for i := range 2 * maxIdleHandles {
@@ -437,14 +447,14 @@ func TestIdleLockFilesAreBoundedAndClose(t *testing.T) {
 		require.NoError(t, l.Release())
 	}
 	require.Equal(t, maxIdleHandles, idleCount())
-	require.Equal(t, before+maxIdleHandles, openDescriptors(t), "idle lock files are bounded")
+	require.Equal(t, maxIdleHandles, openUnder(t, dir), "idle lock files are bounded")
 
 	deadline := time.Now().Add(10 * idleTimeout)
 	for idleCount() > 0 && time.Now().Before(deadline) {
 		time.Sleep(idleTimeout / 10)
 	}
 	require.Zero(t, idleCount(), "idle lock files close after idleTimeout")
-	require.Equal(t, before, openDescriptors(t))
+	require.Zero(t, openUnder(t, dir))
 	queuesMu.Lock()
 	left := len(queues)
 	queuesMu.Unlock()

@@ -41,8 +41,9 @@ var kernelWaiters = map[string]*kernelWaiter{}
 // this process; see the comment at the top of this file.
 const maxKernelWaiters = 8
 
-// tryLockSlots bounds how many non-blocking lock attempts (an open, a
-// flock and a close each) run at once in this process. When thousands of
+// tryLockSlots bounds how many non-blocking lock attempts (a flock, and an
+// open of the lock file when the session has none open) run at once in
+// this process. When thousands of
 // sessions are contended at once, their attempts would otherwise pile up in
 // system calls, and the Go runtime starts a thread for each call that takes
 // long and keeps it afterwards.
