@@ -301,9 +301,13 @@ func decodeLedger(raw []byte) (*ledgerState, error) {
 	}
 	// Only the records are kept (closed tenures stay as text), so only
 	// they are copied into a string, after the checksum has passed.
+	// The checksum line is the first line that starts with "crc32c: ";
+	// records never contain a raw newline, but a quoted detail may
+	// contain the marker itself.
 	end := len(raw)
-	if i := bytes.Index(raw, []byte("\ncrc32c: ")); i >= 0 {
-		end = i + 1
+	crcAt := bytes.Index(raw, []byte("\ncrc32c: ")) + 1 // 0 when missing
+	if crcAt > 0 {
+		end = crcAt
 	}
 	text := string(raw[:min(len(raw), end+len("crc32c: ")+9)])
 	header, rest, ok := strings.Cut(text, "\n")
@@ -322,16 +326,9 @@ func decodeLedger(raw []byte) (*ledgerState, error) {
 	if !ok || !strings.HasPrefix(holder, "holder: ") {
 		return nil, corrupt("no holder line")
 	}
-	// The checksum line is the first line that starts with "crc32c: ";
-	// records never contain a raw newline, but a quoted detail may
-	// contain the marker itself.
-	i := 0
-	if !strings.HasPrefix(body, "crc32c: ") {
-		j := strings.Index(body, "\ncrc32c: ")
-		if j < 0 {
-			return nil, corrupt("truncated: no checksum line")
-		}
-		i = j + 1
+	i := crcAt - (len(text) - len(body)) // the crc line's offset in body
+	if crcAt == 0 || i < 0 {
+		return nil, corrupt("truncated: no checksum line")
 	}
 	records := body[:i]
 	sum, tail, ok := strings.Cut(body[i+len("crc32c: "):], "\n")

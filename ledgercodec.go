@@ -361,6 +361,9 @@ func parseRecords(body string) (*ledgerState, error) {
 			// checksum already vouches for the text.
 			gen := f.uint()
 			f.s = ""
+			if s.Tenures == nil {
+				s.Tenures = make([]tenureLine, 0, tenureHistory)
+			}
 			s.Tenures = append(s.Tenures, tenureLine{Gen: gen, text: args})
 		case "break":
 			if len(s.Breaks) == breakHistory {

@@ -504,3 +504,38 @@ func TestCachedLedgerIsUsedOnlyWhileUnchanged(t *testing.T) {
 	require.Equal(t, jump+1, l.Epoch())
 	require.NoError(t, l.Release())
 }
+
+// BenchmarkLedgerCodec measures encoding and decoding a ledger with a full
+// tenure history and one break, the common case after a few dozen tenures.
+// A tenure decodes the ledger whenever another process wrote it last, and
+// encodes it twice.
+func BenchmarkLedgerCodec(b *testing.B) {
+	s := &ledgerState{}
+	now := time.Now()
+	fp := Fingerprint{Exists: true, Size: 1 << 20, ModTime: now.UnixNano(), ChangeTime: now.UnixNano(), Device: 64769, Inode: 1234567}
+	s.begin(continuity{cur: fp, why: "no ledger in the lock file"}, self, now)
+	s.end(fp, false, now)
+	for range 2 * tenureHistory {
+		s.begin(continuity{known: true, ref: fp, cur: fp, change: Unchanged}, self, now)
+		s.end(fp, false, now)
+	}
+	raw, err := encodeLedger(s)
+	require.NoError(b, err)
+	b.Run("decode", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(raw)))
+		for b.Loop() {
+			if _, err := decodeLedger(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encode", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(raw)))
+		buf := make([]byte, 0, 2*len(raw))
+		for b.Loop() {
+			buf = appendLedger(buf[:0], s)
+		}
+	})
+}
