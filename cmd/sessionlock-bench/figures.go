@@ -77,21 +77,28 @@ func tenureFigure(b *bench) (*result, error) {
 
 	// The floor: the same tenure's system calls issued bare, against the
 	// same bare cycle, in rounds of their own.
-	floor, closeFloor, err := floorCycle(session)
+	return r, addFloor(b, r, session, true, tenure(session), "the tenure's 11 system calls")
+}
+
+// addFloor measures ours against the floor (see floorCycle) in rounds of
+// their own, and adds both to r's details; it adds nothing where there is
+// no floor.
+func addFloor(b *bench, r *result, session string, withPath bool, ours func() error, what string) error {
+	floor, closeFloor, err := floorCycle(session, withPath)
 	if err != nil || floor == nil {
-		return r, err
+		return err
 	}
 	defer closeFloor()
-	ours2, floors, err := alternate(b.cfg.rounds, b.cfg.iterations, tenure(session), floor)
+	o, f, err := alternate(b.cfg.rounds, b.cfg.iterations, ours, floor)
 	if err != nil {
-		return r, err
+		return err
 	}
-	o, f := quantile(ours2, 0.5), quantile(floors, 0.5)
+	om, fm := quantile(o, 0.5), quantile(f, 0.5)
 	r.Details = append(r.Details,
-		detail{"floor: the tenure's 11 system calls issued bare (median)", f, "ns"},
-		detail{"floor / bare gofrs/flock cycle", f / r.Baseline.Median, "ratio"},
-		detail{"ours / floor, rounds of their own", o / f, "ratio"})
-	return r, nil
+		detail{"floor: " + what + " issued bare (median)", fm, "ns"},
+		detail{"floor / bare gofrs/flock cycle", fm / r.Baseline.Median, "ratio"},
+		detail{"ours / floor, rounds of their own", om / fm, "ratio"})
+	return nil
 }
 
 func fenceFigure(b *bench) (*result, error) {
@@ -122,7 +129,7 @@ func fenceFigure(b *bench) (*result, error) {
 	r.Ratio = r.Ours.Median / r.Baseline.Median
 	r.Goal, r.Verdict = "<= 2.5x", verdict(r.Ratio, "<=", 2.5)
 	r.Notes = append(r.Notes, "mode "+pf.FingerprintMode().String())
-	return r, nil
+	return r, addFloor(b, r, session, false, cycle, "the fence cycle's 9 system calls")
 }
 
 // holder is one contender's way of taking and dropping a lock.

@@ -10,12 +10,13 @@ import (
 // floorCycle returns the system calls of one uncontended tenure, issued
 // bare on a lock file kept open, with none of the library's logic around
 // them: stat the session's directory and the session file (the canonical
-// path), lock, identify the lock file at its path, read the ledger, stat
+// path; a fence's Reacquire has it already, and so does the floor of a
+// fence cycle, withPath false), lock, identify the lock file at its path, read the ledger, stat
 // the session file, write the ledger; at release identify the lock file,
 // stat the session file, write the ledger, unlock. It is the floor that
 // the library's tenure can approach on this machine without leaving out a
 // step of the protocol; close releases its descriptor.
-func floorCycle(session string) (cycle func() error, close func(), err error) {
+func floorCycle(session string, withPath bool) (cycle func() error, close func(), err error) {
 	lockPath := session + ".floor.lock"
 	ledger := make([]byte, 4096)
 	for i := range ledger {
@@ -38,11 +39,13 @@ func floorCycle(session string) (cycle func() error, close func(), err error) {
 	}
 	cycle = func() error {
 		// Straight-line calls: the floor must carry no overhead of its own.
-		if err := unix.Statx(unix.AT_FDCWD, dir, 0, mask, &sx); err != nil {
-			return err
-		}
-		if err := unix.Statx(unix.AT_FDCWD, session, unix.AT_SYMLINK_NOFOLLOW, mask, &sx); err != nil {
-			return err
+		if withPath {
+			if err := unix.Statx(unix.AT_FDCWD, dir, 0, mask, &sx); err != nil {
+				return err
+			}
+			if err := unix.Statx(unix.AT_FDCWD, session, unix.AT_SYMLINK_NOFOLLOW, mask, &sx); err != nil {
+				return err
+			}
 		}
 		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
 			return err

@@ -16,7 +16,7 @@ func skipped(figure, name string) *result {
 }
 
 // floorCycle is Linux only; figure 1 reports no floor elsewhere.
-func floorCycle(string) (func() error, func(), error) { return nil, nil, nil }
+func floorCycle(string, bool) (func() error, func(), error) { return nil, nil, nil }
 
 func handoffFigure(*bench) (*result, error) {
 	return skipped("4", "cross-process hand-off"), nil
