@@ -130,6 +130,11 @@ func (pf *PromptFence) ReleaseForPrompt() error {
 	l := pf.lock
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.released {
+		// The fence's Lock was released directly, against its contract;
+		// the lock file may already belong to another tenure.
+		return pf.misuse("release for prompt", ErrNotHeld)
+	}
 	if err := l.checkStillLocked("release for prompt"); err != nil {
 		after := statOrZero(pf.canon)
 		if l.mode == FingerprintContent && after.Exists {

@@ -283,6 +283,19 @@ func TestFenceMisuseReturnsTypedErrors(t *testing.T) {
 	require.NoError(t, l.Release())
 	require.ErrorIs(t, sessionlock.NewPromptFence(l).ReleaseForPrompt(), sessionlock.ErrNotHeld)
 	require.ErrorIs(t, nilFence.Reacquire(context.Background()), sessionlock.ErrNotHeld)
+
+	// A fence whose Lock was released directly, while another tenure holds
+	// the lock: the fence must not touch that tenure's ledger.
+	direct := openFence(t, p, "")
+	require.NoError(t, direct.Lock().Release())
+	other, err := sessionlock.AcquireSessionWriteLock(context.Background(), p)
+	require.NoError(t, err)
+	require.ErrorIs(t, direct.ReleaseForPrompt(), sessionlock.ErrNotHeld)
+	require.NoError(t, other.Release())
+	next, err := sessionlock.AcquireSessionWriteLock(context.Background(), p)
+	require.NoError(t, err)
+	require.Equal(t, other.Epoch()+1, next.Epoch(), "the chain went on as the other tenure left it")
+	require.NoError(t, next.Release())
 }
 
 func TestReacquireTimeoutLeavesFenceReleased(t *testing.T) {
