@@ -31,8 +31,8 @@ type handle struct {
 	f    *os.File // nil when closed
 	info lockStat // f as fstat saw it when opened
 
-	// raw is the ledger (with its padding) as this process last read or
-	// wrote it, and state is raw decoded; state is nil when they are not
+	// raw is the ledger (with its padding) as this process last wrote it,
+	// and state is raw decoded; state is nil when they are not
 	// known to match the file, and is owned by the tenure while one is
 	// open.
 	raw   []byte
@@ -103,7 +103,7 @@ func (h *handle) forget() {
 }
 
 // cached returns the decoded ledger if raw is exactly what this process
-// last wrote or read, and nil otherwise. Either way the cache is emptied:
+// last wrote, and nil otherwise. Either way the cache is emptied:
 // the caller owns the state until it calls remember.
 func (h *handle) cached(raw []byte) *ledgerState {
 	s := h.state

@@ -197,9 +197,9 @@ func (l *Lock) unlockFile() {
 }
 
 // takeFileLock takes the cross-process lock on the lock file: on the
-// handle (opened first if need be) at once if it is free, else from the session's kernel waiter (see
-// waiter.go), which returns the lock on a descriptor of its own. It
-// returns an error when ctx ends first.
+// handle (opened first if need be) at once if it is free, else from the
+// session's kernel waiter (see waiter.go), which returns the lock on a
+// descriptor of its own. It returns an error when ctx ends first.
 func (l *Lock) takeFileLock(ctx context.Context) (*flock.Flock, error) {
 	delay := pollMin
 	var timer *time.Timer
@@ -312,7 +312,9 @@ func (l *Lock) lockedAtPath() bool {
 	if !l.remote {
 		return false
 	}
-	f, err := os.OpenFile(l.lockPath, os.O_RDONLY|oNoFollow, 0)
+	// Writable: where flock is emulated with byte-range locks (NFS), an
+	// exclusive lock needs a descriptor open for writing.
+	f, err := os.OpenFile(l.lockPath, os.O_RDWR|oNoFollow, 0)
 	if err != nil {
 		return false
 	}
