@@ -185,7 +185,10 @@ type tenureLine struct {
 }
 
 func newTenureLine(t *tenureRecord) tenureLine {
-	return tenureLine{Gen: t.Gen, text: string(appendTenure(nil, t))}
+	// A tenure line is about 100 bytes; encoding it on the stack leaves
+	// one allocation, the string.
+	var buf [192]byte
+	return tenureLine{Gen: t.Gen, text: string(appendTenure(buf[:0], t))}
 }
 
 // record parses the tenure. A record that does not parse (possible only in

@@ -55,6 +55,9 @@ func WithHeldTooLong(limit time.Duration, report func(sessionFile string, held t
 	return func(o *options) { o.holdLimit, o.onHeldLong = limit, report }
 }
 
+// log logs when a logger is set. Its arguments are boxed before the call,
+// which allocates, so calls on the path of every tenure check o.logger
+// first.
 func (o *options) log(level slog.Level, msg string, args ...any) {
 	if o.logger != nil {
 		o.logger.Log(context.Background(), level, msg, args...)
@@ -427,7 +430,9 @@ func (l *Lock) open() error {
 	} else if b := state.firstBreakAfter(l.gen - 1); b != nil {
 		l.opts.log(slog.LevelWarn, "sessionlock: chain broken", "session", l.sessionFile, "cause", b.Cause, "change", b.Change, "generation", l.gen)
 	}
-	l.opts.log(slog.LevelDebug, "sessionlock: tenure opened", "session", l.sessionFile, "generation", l.gen, "owner", l.opts.owner)
+	if l.opts.logger != nil { // the arguments alone would allocate
+		l.opts.log(slog.LevelDebug, "sessionlock: tenure opened", "session", l.sessionFile, "generation", l.gen, "owner", l.opts.owner)
+	}
 	if l.opts.holdLimit > 0 {
 		l.holdTimer = time.AfterFunc(l.opts.holdLimit, l.heldTooLong(now))
 	}
@@ -625,7 +630,9 @@ func (l *Lock) close(fp Fingerprint) error {
 			return err
 		}
 	}
-	l.opts.log(slog.LevelDebug, "sessionlock: tenure closed", "session", l.sessionFile, "generation", l.gen)
+	if l.opts.logger != nil {
+		l.opts.log(slog.LevelDebug, "sessionlock: tenure closed", "session", l.sessionFile, "generation", l.gen)
+	}
 	return nil
 }
 

@@ -59,7 +59,9 @@ func takeTurn(ctx context.Context, key string, o *options) (*turnQueue, error) {
 	q.waiters = append(q.waiters, w)
 	ahead := len(q.waiters) - 1
 	queuesMu.Unlock()
-	o.log(slog.LevelDebug, "sessionlock: waiting in this process", "session", key, "owner", o.owner, "ahead", ahead)
+	if o.logger != nil {
+		o.log(slog.LevelDebug, "sessionlock: waiting in this process", "session", key, "owner", o.owner, "ahead", ahead)
+	}
 
 	select {
 	case <-w.ready:
