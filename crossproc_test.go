@@ -496,6 +496,26 @@ func TestHeldLockBlocksWaitingFlockToolUntilRelease(t *testing.T) {
 	require.Equal(t, 0, waiter.exitStatus(t), "flock -w must get the lock after release: %s", waiter.output)
 }
 
+// The lock file stays open in this process between tenures. If mv(1)
+// replaces it meanwhile, the next tenure must lock the file now at the
+// path, not the one it kept open: flock(1) on the path must find it busy.
+func TestLockFileReplacedByMvBetweenTenuresIsReopened(t *testing.T) {
+	flockCmd, mv := needCommand(t, "flock"), needCommand(t, "mv")
+	file := sessionPath(t)
+	first := xpAcquire(t, file, "controller")
+	require.NoError(t, first.Release())
+
+	replacement := first.LockFile() + ".new"
+	require.NoError(t, os.WriteFile(replacement, nil, 0o644))
+	xpMustRunTool(t, mv, "-f", replacement, first.LockFile())
+
+	l := xpAcquire(t, file, "controller")
+	require.Equal(t, 1, xpRunTool(t, flockCmd, "-n", "-x", l.LockFile(), "true"),
+		"flock -n on the replacement must find it locked")
+	require.NoError(t, l.Release())
+	require.Equal(t, 0, xpRunTool(t, flockCmd, "-n", "-x", l.LockFile(), "true"))
+}
+
 // ---------------------------------------------------------------------------
 // 3: a waiter in one process learns who holds the lock in another.
 
