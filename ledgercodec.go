@@ -362,7 +362,8 @@ func parseRecords(body string) (*ledgerState, error) {
 			gen := f.uint()
 			f.s = ""
 			if s.Tenures == nil {
-				s.Tenures = make([]tenureLine, 0, tenureHistory)
+				// Sized once: every remaining line may be a tenure.
+				s.Tenures = make([]tenureLine, 0, min(strings.Count(body, "\n")+1, tenureHistory))
 			}
 			s.Tenures = append(s.Tenures, tenureLine{Gen: gen, text: args})
 		case "break":
