@@ -539,3 +539,33 @@ func BenchmarkLedgerCodec(b *testing.B) {
 		}
 	})
 }
+
+// CloseIdleLockFiles leaves held locks, and sessions that goroutines wait
+// for, alone.
+func TestCloseIdleLockFilesLeavesHeldLocks(t *testing.T) {
+	if !keepLockFiles {
+		t.Skip("this platform keeps no lock files open between tenures")
+	}
+	p := filepath.Join(t.TempDir(), "s.jsonl")
+	ctx := context.Background()
+	held, err := AcquireSessionWriteLock(ctx, p)
+	require.NoError(t, err)
+	got := make(chan *Lock)
+	go func() {
+		l, err := AcquireSessionWriteLock(ctx, p)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- l
+	}()
+	waitForWaiters(t, held.SessionFile(), 1)
+
+	CloseIdleLockFiles()
+	_, err = held.Append([]byte("still held\n"))
+	require.NoError(t, err)
+	require.NoError(t, held.Release())
+	next := <-got
+	require.NotNil(t, next)
+	require.Equal(t, held.Epoch()+1, next.Epoch())
+	require.NoError(t, next.Release())
+}
