@@ -2,8 +2,10 @@ package sessionlock
 
 import (
 	"bytes"
+	"errors"
 	"io/fs"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -62,12 +64,18 @@ var (
 )
 
 // open opens the lock file at lockPath, creating it if missing. The caller
-// holds the session's turn.
+// holds the session's turn, and not queuesMu.
 func (h *handle) open(lockPath string) error {
 	if err := checkLockFile("acquire", lockPath); err != nil {
 		return err
 	}
 	f, err := openLockFile(lockPath)
+	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+		// Out of descriptors: the idle lock files kept open by this
+		// package must not be what makes an acquire fail.
+		CloseIdleLockFiles()
+		f, err = openLockFile(lockPath)
+	}
 	if err != nil {
 		return openError(lockPath, err)
 	}
