@@ -80,8 +80,9 @@
 // between tenures, and each tenure locks it with flock(2) on that
 // descriptor and checks that the file at the path is still the one it
 // locked, so a tenure costs a handful of system calls instead of opening
-// the file. An unused lock file closes after half a second, and at most 64
-// stay open unused. Like any open file, they make a read-only remount or an
+// the file. An unused lock file closes after half a second, at most 64
+// stay open unused, and they are closed at once when an acquire finds the
+// process out of descriptors. Like any open file, they make a read-only remount or an
 // unmount of their file system fail as busy: CloseIdleLockFiles closes them
 // at once. Windows, network and FUSE file systems keep none open between
 // tenures. Waiting for a lock held by another process goes through
