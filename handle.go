@@ -30,8 +30,8 @@ import (
 // nor do network and FUSE file systems (a fresh open is the only reliable
 // identity check there).
 type handle struct {
-	f    *os.File // nil when closed
-	info lockStat // f as fstat saw it when opened
+	f    *os.File  // nil when closed
+	info shortStat // f as fstat saw it when opened
 
 	// raw is the ledger (with its padding) as this process last wrote it,
 	// and state is raw decoded; state is nil when they are not
@@ -79,7 +79,7 @@ func (h *handle) open(lockPath string) error {
 	if err != nil {
 		return openError(lockPath, err)
 	}
-	st, err := fstatLock(f)
+	st, err := fstatShort(f)
 	if err != nil {
 		f.Close()
 		return &fs.PathError{Op: "acquire", Path: lockPath, Err: unwrapPathError(err)}
@@ -99,7 +99,7 @@ func (h *handle) close() {
 		h.f.Close()
 		h.f = nil
 	}
-	h.info = lockStat{}
+	h.info = shortStat{}
 	h.forget()
 	h.fsKnown = false
 }

@@ -79,8 +79,8 @@ type Lock struct {
 	// own (see waiter.go); nil when the tenure locked h.f.
 	fl        *flock.Flock
 	state     *ledgerState
-	ledgerLen int      // bytes of ledger (and padding) in the lock file
-	lockInfo  lockStat // the lock file at its path, as lstat saw it once locked
+	ledgerLen int       // bytes of ledger (and padding) in the lock file
+	lockInfo  shortStat // the lock file at its path, as lstat saw it once locked
 	gen       uint64
 	acquired  Fingerprint
 	fine      bool // the file system's timestamps show every change
@@ -262,7 +262,7 @@ func (l *Lock) takeFileLock(ctx context.Context) (*flock.Flock, error) {
 // tenure locked, and makes sure the handle's descriptor is open on it for
 // ledger I/O.
 func (l *Lock) verifyLocked() (bool, error) {
-	cur, err := lstatLock(l.lockPath)
+	cur, err := lstatShort(l.lockPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
@@ -284,7 +284,7 @@ func (l *Lock) verifyLocked() (bool, error) {
 	if err != nil {
 		return false, &fs.PathError{Op: "acquire", Path: l.lockPath, Err: unwrapPathError(err)}
 	}
-	if !lockStatOf(locked).same(cur) && !l.lockedAtPath() {
+	if !shortStatOf(locked).same(cur) && !l.lockedAtPath() {
 		return false, nil
 	}
 	if !h.info.same(cur) {
@@ -686,7 +686,7 @@ func (l *Lock) racy(fp Fingerprint) (bool, error) {
 // checkStillLocked reports ErrLockLost if the lock file at the path is no
 // longer the file this tenure locked.
 func (l *Lock) checkStillLocked(op string) error {
-	cur, err := lstatLock(l.lockPath)
+	cur, err := lstatShort(l.lockPath)
 	same := err == nil && l.lockInfo.same(cur)
 	if !same && err == nil {
 		same = l.lockedAtPath()

@@ -76,7 +76,7 @@ func canonicalize(op, sessionFile string) (string, error) {
 
 		// EvalSymlinks checked that realDir exists; Lstat of an entry in it
 		// fails with ENOTDIR when it is not a directory.
-		st, err := lstatLock(p)
+		st, err := lstatShort(p)
 		switch {
 		case err != nil && !errors.Is(err, fs.ErrNotExist) && isNotDir(realDir):
 			return "", invalid(dir + " is not a directory")
@@ -120,11 +120,11 @@ func resolveDir(dir string) (string, error) {
 	c, ok := dirCache[dir]
 	dirCacheMu.Unlock()
 	if ok {
-		if st, err := statID(c.canon); err == nil && st.same(c.info) {
+		if st, err := statShort(c.canon); err == nil && st.same(c.info) {
 			if dir == c.canon {
 				return c.canon, nil
 			}
-			if st, err := statID(dir); err == nil && st.same(c.info) {
+			if st, err := statShort(dir); err == nil && st.same(c.info) {
 				return c.canon, nil
 			}
 		}
@@ -133,7 +133,7 @@ func resolveDir(dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	st, err := statID(canon)
+	st, err := statShort(canon)
 	if err != nil {
 		return canon, nil
 	}
@@ -152,7 +152,7 @@ const maxDirCache = 256
 
 type resolvedDir struct {
 	canon string
-	info  lockStat
+	info  shortStat
 }
 
 var (

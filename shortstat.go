@@ -5,8 +5,9 @@ import (
 	"os"
 )
 
-// lockStat is what a tenure needs to know about the lock file: its type,
-// its size (the ledger's length) and its identity.
+// shortStat is a stat without timestamps: a file's type, its size (for the
+// lock file, the ledger's length) and its identity. It serves the checks
+// on the lock file and on the session's path, which need nothing else.
 //
 // On Linux it comes from statx asking for no timestamps. That matters for
 // speed: since Linux 6.13, local file systems give a file a fine-grained
@@ -14,7 +15,7 @@ import (
 // and updating that timestamp costs a journal entry. A lock file whose
 // times nobody reads gets its ledger rewritten within one clock tick for
 // the price of a memory copy.
-type lockStat struct {
+type shortStat struct {
 	mode fs.FileMode
 	size int64
 	id   fileID
@@ -28,13 +29,13 @@ type fileID struct {
 }
 
 // same reports whether a and b describe the same file.
-func (a lockStat) same(b lockStat) bool {
+func (a shortStat) same(b shortStat) bool {
 	if a.id.ok && b.id.ok {
 		return a.id.dev == b.id.dev && a.id.ino == b.id.ino
 	}
 	return a.fi != nil && b.fi != nil && os.SameFile(a.fi, b.fi)
 }
 
-func lockStatOf(fi fs.FileInfo) lockStat {
-	return lockStat{mode: fi.Mode(), size: fi.Size(), id: fileIDOf(fi), fi: fi}
+func shortStatOf(fi fs.FileInfo) shortStat {
+	return shortStat{mode: fi.Mode(), size: fi.Size(), id: fileIDOf(fi), fi: fi}
 }

@@ -9,52 +9,52 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lockStatMask asks statx for everything lockStat holds and no timestamps.
-const lockStatMask = unix.STATX_TYPE | unix.STATX_MODE | unix.STATX_INO | unix.STATX_SIZE
+// shortStatMask asks statx for everything shortStat holds and no timestamps.
+const shortStatMask = unix.STATX_TYPE | unix.STATX_MODE | unix.STATX_INO | unix.STATX_SIZE
 
-// lstatLock describes the file at path without following a symbolic link.
-func lstatLock(path string) (lockStat, error) {
+// lstatShort describes the file at path without following a symbolic link.
+func lstatShort(path string) (shortStat, error) {
 	return statxPath(path, unix.AT_SYMLINK_NOFOLLOW, os.Lstat)
 }
 
-// statID describes the file at path, following symbolic links.
-func statID(path string) (lockStat, error) { return statxPath(path, 0, os.Stat) }
+// statShort describes the file at path, following symbolic links.
+func statShort(path string) (shortStat, error) { return statxPath(path, 0, os.Stat) }
 
-func statxPath(path string, flags int, fallback func(string) (fs.FileInfo, error)) (lockStat, error) {
+func statxPath(path string, flags int, fallback func(string) (fs.FileInfo, error)) (shortStat, error) {
 	var sx unix.Statx_t
 	err := ignoringEINTR(func() error {
-		return unix.Statx(unix.AT_FDCWD, path, flags|unix.AT_STATX_SYNC_AS_STAT, lockStatMask, &sx)
+		return unix.Statx(unix.AT_FDCWD, path, flags|unix.AT_STATX_SYNC_AS_STAT, shortStatMask, &sx)
 	})
 	if errors.Is(err, unix.ENOSYS) {
 		fi, err := fallback(path)
 		if err != nil {
-			return lockStat{}, err
+			return shortStat{}, err
 		}
-		return lockStatOf(fi), nil
+		return shortStatOf(fi), nil
 	}
 	if err != nil {
-		return lockStat{}, &fs.PathError{Op: "lstat", Path: path, Err: err}
+		return shortStat{}, &fs.PathError{Op: "lstat", Path: path, Err: err}
 	}
-	return lockStatFromStatx(&sx), nil
+	return shortStatFromStatx(&sx), nil
 }
 
-// fstatLock describes the open file f.
-func fstatLock(f *os.File) (lockStat, error) {
+// fstatShort describes the open file f.
+func fstatShort(f *os.File) (shortStat, error) {
 	var sx unix.Statx_t
 	err := ignoringEINTR(func() error {
-		return unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT, lockStatMask, &sx)
+		return unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT, shortStatMask, &sx)
 	})
 	if errors.Is(err, unix.ENOSYS) {
 		fi, err := f.Stat()
 		if err != nil {
-			return lockStat{}, err
+			return shortStat{}, err
 		}
-		return lockStatOf(fi), nil
+		return shortStatOf(fi), nil
 	}
 	if err != nil {
-		return lockStat{}, &fs.PathError{Op: "stat", Path: f.Name(), Err: err}
+		return shortStat{}, &fs.PathError{Op: "stat", Path: f.Name(), Err: err}
 	}
-	return lockStatFromStatx(&sx), nil
+	return shortStatFromStatx(&sx), nil
 }
 
 func ignoringEINTR(call func() error) error {
@@ -65,7 +65,7 @@ func ignoringEINTR(call func() error) error {
 	}
 }
 
-func lockStatFromStatx(sx *unix.Statx_t) lockStat {
+func shortStatFromStatx(sx *unix.Statx_t) shortStat {
 	mode := fs.FileMode(sx.Mode & 0o777)
 	switch sx.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
@@ -81,7 +81,7 @@ func lockStatFromStatx(sx *unix.Statx_t) lockStat {
 	case unix.S_IFBLK:
 		mode |= fs.ModeDevice
 	}
-	return lockStat{
+	return shortStat{
 		mode: mode,
 		size: int64(sx.Size),
 		id:   fileID{dev: unix.Mkdev(sx.Dev_major, sx.Dev_minor), ino: sx.Ino, ok: true},
