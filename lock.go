@@ -503,6 +503,8 @@ func (l *Lock) writeLedger() error {
 		}
 		pad[len(pad)-1] = '\n'
 	}
+	// The handle may still pair the old bytes with l.state, which the
+	// tenure has changed since; it pairs them again once the write is done.
 	l.h.forget()
 	if _, err := l.h.f.WriteAt(buf, ledgerOffset); err != nil {
 		return &fs.PathError{Op: "write ledger", Path: l.lockPath, Err: unwrapPathError(err)}
@@ -615,7 +617,6 @@ func (l *Lock) snapshot() (Fingerprint, error) {
 // close records the end of the tenure in the ledger. The caller holds l.mu
 // and releases the file lock afterwards.
 func (l *Lock) close(fp Fingerprint) error {
-	l.h.forget() // l.state changes below; the cache holds again once written
 	if l.intrusion != nil {
 		l.state.addBreak(*l.intrusion)
 		l.opts.log(slog.LevelWarn, "sessionlock: session file changed during tenure outside Append",
